@@ -1,0 +1,1 @@
+cmd_up(){ :; }; cmd_down(){ :; }; cmd_status(){ :; }

@@ -1,0 +1,167 @@
+"""Generate the CustomResourceDefinition from the pydantic models.
+
+Pydantic emits JSON Schema; Kubernetes wants a *structural* OpenAPI v3 schema: no
+`$ref`, no `anyOf` with null, no `title`, no `additionalProperties: false`, and defaults
+of the declared type. This module converts one into the other, so the models stay the
+single definition of the API (`python -m tradeplane_operator.api.crd > crds/...`).
+"""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+from typing import Any
+
+import yaml
+
+from . import models
+
+Schema = dict[str, Any]
+
+_DROP = {"title", "additionalProperties", "$defs"}
+
+
+def _resolve(node: Any, defs: dict[str, Schema]) -> Any:
+    """Inline every `$ref` (Kubernetes schemas cannot reference)."""
+    if isinstance(node, list):
+        return [_resolve(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _resolve(merged, defs)
+    return {key: _resolve(value, defs) for key, value in node.items()}
+
+
+def _strip_null(schema: Schema) -> Schema:
+    """`X | None` becomes plain X: absent means unset in Kubernetes."""
+    any_of = schema.get("anyOf")
+    if any_of:
+        rest = [s for s in any_of if s.get("type") != "null"]
+        if len(rest) == 1:
+            merged = {**rest[0], **{k: v for k, v in schema.items() if k != "anyOf"}}
+            if merged.get("default", ...) is None:
+                merged.pop("default")
+            return merged
+    return schema
+
+
+def _typed_default(schema: Schema) -> None:
+    """Pydantic writes Decimal defaults as strings; numbers must default to numbers."""
+    default = schema.get("default")
+    if schema.get("type") == "number" and isinstance(default, str):
+        value = Decimal(default)
+        schema["default"] = int(value) if value == value.to_integral_value() else float(value)
+
+
+def structural(node: Any) -> Any:
+    """Turn an inlined pydantic JSON schema into a Kubernetes structural schema."""
+    if isinstance(node, list):
+        return [structural(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = _strip_null(node)
+    out: Schema = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "properties":
+            out[key] = {name: structural(prop) for name, prop in value.items()}
+        elif key in {"items", "additionalProperties"}:
+            out[key] = structural(value)
+        else:
+            out[key] = value
+    if "additionalProperties" in node and isinstance(node["additionalProperties"], dict):
+        out["additionalProperties"] = structural(node["additionalProperties"])
+    if out.get("x-kubernetes-preserve-unknown-fields"):
+        out.setdefault("type", "object")
+        out.pop("additionalProperties", None)
+    _typed_default(out)
+    # Nested objects whose fields all have defaults default to {} so that Kubernetes
+    # fills them in: `kubectl get -o yaml` then shows the health settings in force.
+    for name, prop in out.get("properties", {}).items():
+        if (
+            prop.get("type") == "object"
+            and "properties" in prop
+            and name not in out.get("required", [])
+            and not prop.get("required")
+            and "default" not in prop
+        ):
+            prop["default"] = {}
+    return out
+
+
+def model_schema(model: type[models.ApiModel]) -> Schema:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.get("$defs", {})
+    return structural(_resolve(raw, defs))  # type: ignore[no-any-return]
+
+
+def _no_default_for(schema: Schema, names: set[str]) -> Schema:
+    for name in names:
+        schema.get("properties", {}).get(name, {}).pop("default", None)
+    return schema
+
+
+def custom_resource_definition() -> Schema:
+    spec = model_schema(models.TradingModuleSpec)
+    status = model_schema(models.TradingModuleStatus)
+    # Status fields are written by the operator alone; defaults there would only hide
+    # "never observed" behind a zero.
+    status = _no_default_for(status, set(status.get("properties", {})))
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{models.PLURAL}.{models.GROUP}"},
+        "spec": {
+            "group": models.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": models.KIND,
+                "listKind": f"{models.KIND}List",
+                "plural": models.PLURAL,
+                "singular": models.SINGULAR,
+                "shortNames": models.SHORT_NAMES,
+                "categories": models.CATEGORIES,
+            },
+            "versions": [
+                {
+                    "name": models.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": models.PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A trading module run by the Tradeplane operator.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+HEADER = "# Generated from operator/api/models.py by `make manifests`. Do not edit.\n"
+
+
+def render() -> str:
+    return HEADER + yaml.safe_dump(custom_resource_definition(), sort_keys=False, width=100)
+
+
+def main() -> None:
+    sys.stdout.write(render())
+
+
+if __name__ == "__main__":
+    main()
