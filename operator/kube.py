@@ -1,0 +1,121 @@
+"""The operator's writes to the API server, off the event loop.
+
+The official `kubernetes` client is synchronous, so every call runs in a worker thread
+(`asyncio.to_thread`): kopf's event loop never waits on a socket (invariant 6). Responses
+are read raw (`_preload_content=False`) so they stay plain camelCase dicts, the shape
+kopf hands the handlers too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from .api import models
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Manifest = dict[str, Any]
+
+
+def load_config() -> client.ApiClient:
+    """In-cluster when running in a pod, else the current kubeconfig."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self._core = client.CoreV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _json(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        response = await self._call(fn, *args, _preload_content=False, **kwargs)
+        return json.loads(response.data)
+
+    # -- pods -----------------------------------------------------------------------
+
+    async def list_pods(self, namespace: str, selector: dict[str, str]) -> list[Manifest]:
+        text = ",".join(f"{k}={v}" for k, v in selector.items())
+        body = await self._json(
+            self._core.list_namespaced_pod, namespace, label_selector=text
+        )
+        return list(body.get("items") or [])
+
+    async def create_pod(self, manifest: Manifest) -> bool:
+        """Create the pod; False if a pod of that name exists (never a second one)."""
+        try:
+            await self._call(
+                self._core.create_namespaced_pod, manifest["metadata"]["namespace"], manifest
+            )
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    async def delete_pod(self, namespace: str, name: str, uid: str) -> None:
+        """Graceful delete of exactly that pod (UID precondition); gone is fine."""
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+        try:
+            await self._call(self._core.delete_namespaced_pod, name, namespace, body=options)
+        except ApiException as error:
+            if error.status not in (404, 409):
+                raise
+
+    # -- config maps ----------------------------------------------------------------
+
+    async def apply_config_map(self, manifest: Manifest) -> bool:
+        """Create or update the config map; True if anything was written."""
+        meta = manifest["metadata"]
+        try:
+            current = await self._json(
+                self._core.read_namespaced_config_map, meta["name"], meta["namespace"]
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            await self._call(self._core.create_namespaced_config_map, meta["namespace"], manifest)
+            return True
+        if current.get("data") == manifest["data"]:
+            return False
+        await self._call(
+            self._core.patch_namespaced_config_map,
+            meta["name"],
+            meta["namespace"],
+            {"data": manifest["data"]},
+        )
+        return True
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        try:
+            await self._call(self._core.delete_namespaced_config_map, name, namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    # -- the TradingModule's status ---------------------------------------------------
+
+    async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
+        await self._call(
+            self._custom.patch_namespaced_custom_object_status,
+            models.GROUP,
+            models.VERSION,
+            namespace,
+            models.PLURAL,
+            name,
+            {"status": status},
+        )

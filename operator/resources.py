@@ -1,0 +1,226 @@
+"""The objects the operator owns for a module: its config map and its runtime pod.
+
+Pure functions from the resource to manifests. The pod's name is fixed per module, so
+the API server itself refuses a second pod while the first (even a terminating one)
+exists: invariant 1 does not rest on the operator's memory alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .api import models
+from .settings import OperatorSettings
+
+MANAGED_BY = "tradeplane-operator"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_MODULE = "tradeplane.io/module"
+LABEL_MODULE_UID = "tradeplane.io/module-uid"
+ANNOTATION_CONFIG_HASH = "tradeplane.io/config-hash"
+ANNOTATION_START_HALTED = "tradeplane.io/start-halted"
+
+CONFIG_DIR = "/etc/tradeplane"
+CONFIG_FILE = "module.json"
+CONTAINER = "runtime"
+
+# Spec fields that the operator acts on itself; changing them never replaces the pod.
+OPERATOR_ONLY_FIELDS = {"enabled", "health", "dependsOn"}
+
+_MAX_NAME = 253
+
+
+@dataclass(frozen=True)
+class ModuleRef:
+    """Identity of one TradingModule."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int = 0
+
+
+def _bounded(name: str, suffix: str, limit: int = _MAX_NAME) -> str:
+    full = f"{name}-{suffix}"
+    if len(full) <= limit:
+        return full
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - len(suffix) - 10]}-{digest}-{suffix}"
+
+
+def pod_name(module: ModuleRef) -> str:
+    return _bounded(module.name, "runtime")
+
+
+def config_map_name(module: ModuleRef) -> str:
+    return _bounded(module.name, "config")
+
+
+def label_value(text: str) -> str:
+    """Label values are at most 63 characters."""
+    if len(text) <= 63:
+        return text
+    return f"{text[:54]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def selector(module: ModuleRef) -> dict[str, str]:
+    return {LABEL_MODULE_UID: module.uid}
+
+
+def labels(module: ModuleRef) -> dict[str, str]:
+    return {
+        LABEL_NAME: "tradeplane-runtime",
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_MODULE: label_value(module.name),
+        LABEL_MODULE_UID: module.uid,
+    }
+
+
+def owner_reference(module: ModuleRef) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{models.GROUP}/{models.VERSION}",
+        "kind": models.KIND,
+        "name": module.name,
+        "uid": module.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def runtime_config(module: ModuleRef, spec: models.TradingModuleSpec) -> dict[str, Any]:
+    """The document mounted into the pod: what the runtime needs and nothing else."""
+    spec_doc = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for key in OPERATOR_ONLY_FIELDS:
+        spec_doc.pop(key, None)
+    return {
+        "apiVersion": f"{models.GROUP}/{models.VERSION}",
+        "kind": models.KIND,
+        "metadata": {"name": module.name, "namespace": module.namespace, "uid": module.uid},
+        "spec": spec_doc,
+    }
+
+
+def image_for(spec: models.TradingModuleSpec, settings: OperatorSettings) -> str:
+    if spec.image:
+        return spec.image
+    if spec.version:
+        return f"{settings.runtime_image.rsplit(':', 1)[0]}:{spec.version}"
+    return settings.runtime_image
+
+
+def config_hash(
+    module: ModuleRef,
+    spec: models.TradingModuleSpec,
+    settings: OperatorSettings,
+    start_halted: str | None = None,
+) -> str:
+    """Everything that, when it changes, needs a new pod."""
+    material = {
+        "config": runtime_config(module, spec),
+        "image": image_for(spec, settings),
+        "resources": spec.resources.model_dump(mode="json"),
+        "database": settings.database_secret_name,
+        "startHalted": start_halted,
+    }
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_map(module: ModuleRef, spec: models.TradingModuleSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": config_map_name(module),
+            "namespace": module.namespace,
+            "labels": labels(module),
+            "ownerReferences": [owner_reference(module)],
+        },
+        "data": {CONFIG_FILE: json.dumps(runtime_config(module, spec), indent=2, sort_keys=True)},
+    }
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def runtime_pod(
+    module: ModuleRef,
+    spec: models.TradingModuleSpec,
+    settings: OperatorSettings,
+    *,
+    start_halted: str | None = None,
+) -> dict[str, Any]:
+    """The one runtime pod of a module. Restarts are the operator's, so restartPolicy
+    is Never: a kubelet restart would bypass the backoff and the circuit breaker."""
+    env: list[dict[str, Any]] = [
+        {"name": "TRADEPLANE_CONFIG_FILE", "value": f"{CONFIG_DIR}/{CONFIG_FILE}"},
+        {"name": "TRADEPLANE_MODULE_NAME", "value": module.name},
+        {
+            "name": "TRADEPLANE_MODULE_NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        },
+        {"name": "TRADEPLANE_PORT", "value": str(settings.runtime_port)},
+    ]
+    if spec.wallet_secret_ref is not None:
+        ref = spec.wallet_secret_ref
+        env.append(_secret_env("TRADEPLANE_WALLET_KEY", ref.name, ref.key))
+    if settings.database_secret_name:
+        env.append(
+            _secret_env(
+                "TRADEPLANE_DATABASE_URL",
+                settings.database_secret_name,
+                settings.database_secret_key,
+            )
+        )
+    if start_halted:
+        env.append({"name": "TRADEPLANE_START_HALTED", "value": start_halted})
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": image_for(spec, settings),
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["tradeplane-runtime", "run"],
+        "env": env,
+        "ports": [{"name": "http", "containerPort": settings.runtime_port}],
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": "http"},
+            "periodSeconds": 2,
+            "timeoutSeconds": 1,
+            "failureThreshold": 3,
+        },
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    resources = spec.resources.model_dump(mode="json", exclude_defaults=False)
+    if resources["requests"] or resources["limits"]:
+        container["resources"] = {k: v for k, v in resources.items() if v}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(module),
+            "namespace": module.namespace,
+            "labels": labels(module),
+            "annotations": {
+                ANNOTATION_CONFIG_HASH: config_hash(module, spec, settings, start_halted)
+            },
+            "ownerReferences": [owner_reference(module)],
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [container],
+            "volumes": [{"name": "config", "configMap": {"name": config_map_name(module)}}],
+        },
+    }
