@@ -78,8 +78,9 @@ def structural(node: Any) -> Any:
         out.setdefault("type", "object")
         out.pop("additionalProperties", None)
     _typed_default(out)
-    # Nested objects whose fields all have defaults default to {} so that Kubernetes
-    # fills them in: `kubectl get -o yaml` then shows the health settings in force.
+    # Nested objects whose fields all have defaults get those defaults spelled out, so
+    # that `kubectl get -o yaml` shows the settings in force (and CEL rules on them
+    # see every field: the API server validates a default as written).
     for name, prop in out.get("properties", {}).items():
         if (
             prop.get("type") == "object"
@@ -88,8 +89,16 @@ def structural(node: Any) -> Any:
             and not prop.get("required")
             and "default" not in prop
         ):
-            prop["default"] = {}
+            prop["default"] = _defaults_of(prop)
     return out
+
+
+def _defaults_of(schema: Schema) -> dict[str, Any]:
+    return {
+        name: prop["default"]
+        for name, prop in schema.get("properties", {}).items()
+        if "default" in prop
+    }
 
 
 def model_schema(model: type[models.ApiModel]) -> Schema:
@@ -155,8 +164,14 @@ def custom_resource_definition() -> Schema:
 HEADER = "# Generated from operator/api/models.py by `make manifests`. Do not edit.\n"
 
 
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def render() -> str:
-    return HEADER + yaml.safe_dump(custom_resource_definition(), sort_keys=False, width=100)
+    body = yaml.dump(custom_resource_definition(), Dumper=_NoAliases, sort_keys=False, width=100)
+    return HEADER + body
 
 
 def main() -> None:

@@ -54,5 +54,5 @@ def test_defaults_are_typed() -> None:
     spec = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     risk = spec["properties"]["risk"]["properties"]
     assert risk["maxDrawdownPercent"]["default"] == 20
-    assert spec["properties"]["health"]["default"] == {}
+    assert spec["properties"]["health"]["default"]["backoff"]["maxSeconds"] == 300
     assert spec["properties"]["mode"]["default"] == "paper"

@@ -1,0 +1,62 @@
+"""kubectl as users run it, against the test cluster."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Kubectl:
+    def __init__(self, binary: str, kubeconfig: Path) -> None:
+        self.binary = binary
+        self.kubeconfig = kubeconfig
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> Result:
+        proc = subprocess.run(
+            [self.binary, "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "-o", "json").stdout)
+
+    def apply(self, manifest: str, namespace: str, check: bool = True) -> Result:
+        return self.run("apply", "-n", namespace, "-f", "-", stdin=manifest, check=check)
+
+    def pods(self, namespace: str, selector: str = "app.kubernetes.io/managed-by") -> list[Any]:
+        items: list[Any] = self.json("get", "pods", "-n", namespace, "-l", selector)["items"]
+        return items
+
+
+def eventually(
+    probe: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.25, what: str = ""
+) -> T:
+    """Poll until `probe` returns a truthy value; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}: last={last!r}")
