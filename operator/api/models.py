@@ -186,6 +186,40 @@ class HealthSpec(ApiModel):
     )
 
 
+class MarketDataSource(StrEnum):
+    SYNTHETIC = "synthetic"
+    EVM = "evm"
+
+
+class MarketDataSpec(ApiModel):
+    """Where the module reads prices. `synthetic` is a seeded random walk (demos and
+    paper runs without a venue); `evm` reads the module's pools over JSON-RPC."""
+
+    source: MarketDataSource = Field(default=MarketDataSource.SYNTHETIC)
+    seed: int = Field(default=1, ge=0, le=2**31 - 1)
+    start_price: Money = Field(default=Decimal("3000"), description="Synthetic first price.")
+    volatility_percent: Percent = Field(
+        default=Decimal("0.5"), description="Synthetic: largest move per step, percent."
+    )
+    step_seconds: int = Field(default=5, ge=1, le=86400, description="Synthetic: seconds per step.")
+    rpc_url: str | None = Field(
+        default=None, max_length=512, pattern=r"^(https?|wss?)://", description="EVM JSON-RPC URL."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.source != 'evm' || has(self.rpcUrl)",
+                    "message": "marketData.rpcUrl is required when source is evm",
+                    "fieldPath": ".rpcUrl",
+                    "reason": "FieldValueRequired",
+                }
+            ]
+        }
+    )
+
+
 class ResourcesSpec(ApiModel):
     """Container resources, as in a Pod (`cpu`, `memory` quantities)."""
 
@@ -218,6 +252,7 @@ class TradingModuleSpec(ApiModel):
         description="Free-form strategy parameters, validated by the module.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
+    market_data: MarketDataSpec = Field(default_factory=MarketDataSpec)
     wallet_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Wallet key (required in live mode)."
     )

@@ -1,0 +1,116 @@
+"""`tradeplane-runtime`: run one trading module (the runtime pod's command).
+
+    tradeplane-runtime run     validate the mounted config, serve /healthz /readyz
+                               /metrics /status, run the module until SIGTERM
+    tradeplane-runtime check   validate the config and exit (0 valid, 2 invalid)
+
+An invalid config never reaches the order path: the process says what is wrong, naming
+the field, and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from datetime import timedelta
+
+from module_runtime import config as runtime_config
+from module_runtime import logs
+from module_runtime.clock import Clock, SystemClock
+from module_runtime.config import ConfigError, RuntimeConfig
+from module_runtime.host import ModuleHost
+from module_runtime.market_data import MarketData
+from module_runtime.modules.base import InvalidStrategyParams
+from module_runtime.server import serve
+from module_runtime.synthetic_market import RandomWalkMarket
+
+log = logging.getLogger("tradeplane.runtime")
+
+EXIT_INVALID_CONFIG = 2
+
+
+def build_market(cfg: RuntimeConfig, clock: Clock) -> MarketData:
+    market = cfg.module.spec.market_data
+    if market.source == "synthetic":
+        return RandomWalkMarket(
+            clock,
+            seed=market.seed,
+            start_price=market.start_price,
+            volatility_percent=market.volatility_percent,
+            step=timedelta(seconds=market.step_seconds),
+        )
+    raise ConfigError(f"spec.marketData.source {market.source.value!r} is not supported yet")
+
+
+def build_host(cfg: RuntimeConfig) -> ModuleHost:
+    clock = SystemClock()
+    try:
+        return ModuleHost(
+            cfg.module.spec,
+            name=cfg.name,
+            namespace=cfg.namespace,
+            market=build_market(cfg, clock),
+            clock=clock,
+            start_halted=cfg.start_halted,
+        )
+    except (InvalidStrategyParams, ValueError, LookupError) as error:
+        raise ConfigError(str(error)) from None
+
+
+async def _run(cfg: RuntimeConfig) -> int:
+    host = build_host(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = await serve(host, cfg.listen_address, cfg.port)
+    log.info(
+        "module started",
+        extra={"mode": cfg.module.spec.mode.value, "listen": f"{cfg.listen_address}:{cfg.port}"},
+    )
+    try:
+        await host.run(stop)
+    finally:
+        await runner.cleanup()
+    log.info("module stopped cleanly")
+    return 0
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(json.dumps({"level": "ERROR", "msg": message, "exit": 2}) + "\n")
+    return EXIT_INVALID_CONFIG
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="tradeplane-runtime", description=__doc__)
+    parser.add_argument("command", choices=["run", "check"])
+    args = parser.parse_args(argv)
+    try:
+        cfg = runtime_config.load()
+    except ConfigError as error:
+        sys.exit(_fail(str(error)))
+    logs.configure(
+        cfg.module.spec.log_level.value,
+        json_output=cfg.json_logs,
+        static={"module": cfg.name, "namespace": cfg.namespace},
+        secrets=cfg.secrets,
+    )
+    if args.command == "check":
+        try:
+            build_host(cfg)
+        except ConfigError as error:
+            sys.exit(_fail(str(error)))
+        print(f"config of {cfg.namespace}/{cfg.name} is valid")
+        return
+    try:
+        sys.exit(asyncio.run(_run(cfg)))
+    except ConfigError as error:
+        sys.exit(_fail(str(error)))
+
+
+if __name__ == "__main__":
+    main()
