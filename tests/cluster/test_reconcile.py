@@ -1,0 +1,232 @@
+"""The operator reconciles a TradingModule into exactly one runtime pod.
+
+Real kube-apiserver, the operator as its own process, the kubelet stand-in running the
+real runtime, `kubectl` as users run it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, config, watch
+
+from tests.cluster.kubectl import Kubectl, eventually
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "config" / "samples" / "dex_trading.yaml"
+POD = "dex-trading-runtime"
+
+
+def module(kubectl: Kubectl, namespace: str, name: str = "dex-trading") -> dict[str, Any]:
+    doc: dict[str, Any] = kubectl.json("get", "tradingmodule", name, "-n", namespace)
+    return doc
+
+
+def phase(kubectl: Kubectl, namespace: str, name: str = "dex-trading") -> str | None:
+    return (module(kubectl, namespace, name).get("status") or {}).get("phase")
+
+
+def runtime_pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
+    return kubectl.pods(namespace, "app.kubernetes.io/managed-by=tradeplane-operator")
+
+
+def ready_since(pod: dict[str, Any]) -> datetime | None:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c["type"] == "Ready" and c["status"] == "True":
+            return datetime.fromisoformat(c["lastTransitionTime"].replace("Z", "+00:00"))
+    return None
+
+
+class PodCensus:
+    """Watches the namespace's pods and records the most that ever existed at once."""
+
+    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+        api = config.new_client_from_config(str(kubeconfig))
+        self._core = client.CoreV1Api(api)
+        self._namespace = namespace
+        self._live: set[str] = set()
+        self.most = 0
+        self.created: list[str] = []
+        self._watch = watch.Watch()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        version = ""
+        while not self._stopped.is_set():
+            try:
+                for event in self._watch.stream(
+                    self._core.list_namespaced_pod,
+                    self._namespace,
+                    resource_version=version,
+                    timeout_seconds=60,
+                ):
+                    meta = event["object"].metadata
+                    version = meta.resource_version
+                    if event["type"] == "ADDED" and meta.uid not in self._live:
+                        self._live.add(meta.uid)
+                        self.created.append(meta.uid)
+                    elif event["type"] == "DELETED":
+                        self._live.discard(meta.uid)
+                    self.most = max(self.most, len(self._live))
+            except Exception:
+                if self._stopped.is_set():
+                    return
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._watch.stop()
+
+
+@pytest.fixture
+def census(kubeconfig: Path, namespace: str) -> Iterator[PodCensus]:
+    c = PodCensus(kubeconfig, namespace)
+    time.sleep(0.3)  # the watch is established before anything is created
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def running(
+    kubectl: Kubectl, namespace: str, operator_process: Path, census: PodCensus
+) -> dict[str, Any]:
+    kubectl.run("apply", "-n", namespace, "-f", str(SAMPLE))
+    eventually(lambda: phase(kubectl, namespace) == "Running", timeout=60, what="phase Running")
+    pods = runtime_pods(kubectl, namespace)
+    assert len(pods) == 1
+    return pods[0]
+
+
+def test_sample_yields_one_owned_pod_and_running(
+    kubectl: Kubectl, namespace: str, running: dict[str, Any], census: PodCensus
+) -> None:
+    tm = module(kubectl, namespace)
+    owner = running["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("TradingModule", tm["metadata"]["uid"], True)
+    assert running["metadata"]["name"] == POD
+    status = tm["status"]
+    assert status["podName"] == POD
+    assert status["observedGeneration"] == tm["metadata"]["generation"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True" and ready["reason"] == "RuntimeReady"
+    pod_ready = ready_since(running)
+    assert pod_ready is not None
+    module_ready = datetime.fromisoformat(ready["lastTransitionTime"].replace("Z", "+00:00"))
+    assert (module_ready - pod_ready).total_seconds() <= 10
+    # The runtime answers on its pod address.
+    ip = running["status"]["podIP"]
+    with urllib.request.urlopen(f"http://{ip}:8080/healthz", timeout=5) as answer:
+        health = json.load(answer)
+    assert health["status"] == "ok" and health["mode"] == "paper"
+    assert census.most == 1
+
+
+def test_printer_columns(kubectl: Kubectl, namespace: str, running: dict[str, Any]) -> None:
+    out = kubectl.run("get", "tradingmodules", "-n", namespace).stdout
+    header, row = out.splitlines()[:2]
+    for column in ["NAME", "TYPE", "MODE", "PHASE", "HEALTH", "CAPITAL", "PNL", "RESTARTS", "AGE"]:
+        assert column in header.split()
+    assert row.split()[:4] == ["dex-trading", "dex_trading", "paper", "Running"]
+    assert "10000" in row.split()
+    short = kubectl.run("get", "tm", "-n", namespace).stdout
+    assert "dex-trading" in short
+
+
+def test_spec_change_replaces_the_pod_without_overlap(
+    kubectl: Kubectl, namespace: str, running: dict[str, Any], census: PodCensus
+) -> None:
+    old_uid = running["metadata"]["uid"]
+    kubectl.run(
+        "patch", "tm", "dex-trading", "-n", namespace, "--type=merge",
+        "-p", json.dumps({"spec": {"risk": {"maxPositionSize": "1500"}}}),
+    )
+
+    def replaced() -> bool:
+        pods = runtime_pods(kubectl, namespace)
+        return (
+            len(pods) == 1
+            and pods[0]["metadata"]["uid"] != old_uid
+            and phase(kubectl, namespace) == "Running"
+        )
+
+    eventually(replaced, timeout=90, what="a new ready pod")
+    assert census.most == 1, "two runtime pods existed at once"
+    assert len(census.created) == 2
+    config_map = kubectl.json("get", "configmap", "dex-trading-config", "-n", namespace)
+    assert '"maxPositionSize": "1500"' in config_map["data"]["module.json"]
+
+
+def test_health_settings_change_keeps_the_pod(
+    kubectl: Kubectl, namespace: str, running: dict[str, Any], census: PodCensus
+) -> None:
+    kubectl.run(
+        "patch", "tm", "dex-trading", "-n", namespace, "--type=merge",
+        "-p", json.dumps({"spec": {"health": {"intervalSeconds": 7}}}),
+    )
+    tm = eventually(
+        lambda: (m := module(kubectl, namespace))["status"]["observedGeneration"]
+        == m["metadata"]["generation"] and m,
+        what="status observes the new generation",
+    )
+    assert tm["status"]["phase"] == "Running"
+    assert [p["metadata"]["uid"] for p in runtime_pods(kubectl, namespace)] == [
+        running["metadata"]["uid"]
+    ]
+
+
+def test_disable_removes_the_pod_and_enable_restores_it(
+    kubectl: Kubectl, namespace: str, running: dict[str, Any], census: PodCensus
+) -> None:
+    kubectl.run("patch", "tm", "dex-trading", "-n", namespace, "--type=merge", "-p", '{"spec":{"enabled":false}}')
+    eventually(lambda: not runtime_pods(kubectl, namespace), timeout=60, what="pod removed")
+    assert phase(kubectl, namespace) == "Disabled"
+    kubectl.run("patch", "tm", "dex-trading", "-n", namespace, "--type=merge", "-p", '{"spec":{"enabled":true}}')
+    eventually(lambda: phase(kubectl, namespace) == "Running", timeout=60, what="running again")
+    assert census.most == 1
+
+
+def test_delete_leaves_nothing_behind(
+    kubectl: Kubectl, namespace: str, running: dict[str, Any]
+) -> None:
+    kubectl.run("delete", "tm", "dex-trading", "-n", namespace, "--timeout=60s")
+    assert not runtime_pods(kubectl, namespace)
+    left = kubectl.run("get", "configmaps,pods", "-n", namespace, "-l", "app.kubernetes.io/managed-by=tradeplane-operator", "-o", "name").stdout
+    assert left.strip() == ""
+
+
+def test_wallet_key_reaches_only_the_runtime(
+    kubectl: Kubectl, namespace: str, operator_process: Path, standin: Path
+) -> None:
+    key = "0x" + "5eed" * 16
+    kubectl.run("create", "secret", "generic", "dex-wallet", "-n", namespace, f"--from-literal=private-key={key}")
+    doc = yaml.safe_load(SAMPLE.read_text())
+    doc["spec"]["walletSecretRef"] = {"name": "dex-wallet", "key": "private-key"}
+    kubectl.apply(yaml.safe_dump(doc), namespace)
+    eventually(lambda: phase(kubectl, namespace) == "Running", timeout=60, what="phase Running")
+    pod = runtime_pods(kubectl, namespace)[0]
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert env["TRADEPLANE_WALLET_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "dex-wallet", "key": "private-key"}
+    everything = "\n".join(
+        [
+            json.dumps(module(kubectl, namespace)),
+            json.dumps(pod),
+            kubectl.run("get", "events", "-n", namespace, "-o", "json").stdout,
+            operator_process.read_text(),
+            *(p.read_text() for p in standin.rglob("container.log")),
+        ]
+    )
+    assert key not in everything
+    assert key[2:] not in everything
