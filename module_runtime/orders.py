@@ -73,6 +73,9 @@ class Fill:
     tx_hash: str | None = None
     reason: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Network (gas) fee, in the chain's native coin (e.g. ETH), not in quote units: on chain
+    # it is paid even by a reverted order. Zero for venues without gas.
+    gas_fee: Decimal = Decimal(0)
 
     @property
     def notional(self) -> Decimal:
