@@ -1,0 +1,165 @@
+"""The ledger: the durable record of every order a module wanted and what happened to it.
+
+The order path writes an *intent* before an order reaches a broker and its *outcome*
+afterwards, so a crash in between leaves an open intent to reconcile rather than a trade
+nobody knows about. Positions and closed trades are derived from the booked outcomes
+(`module_runtime.positions`), never kept separately.
+
+Outcomes are idempotent per order id: recording the same outcome again changes nothing;
+a *different* final outcome for an already settled order is a conflict and raises.
+Non-final outcomes (PENDING, SENT) update what is known but keep the intent open.
+
+`InMemoryLedger` is for paper runs and tests; the PostgreSQL ledger (a later issue)
+implements the same protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from module_runtime.orders import Fill, Order, OrderStatus
+from module_runtime.positions import ClosedTrade, Position, PositionBook
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset(
+    {
+        OrderStatus.FILLED,
+        OrderStatus.REJECTED,
+        OrderStatus.REVERTED,
+        OrderStatus.DROPPED,
+        OrderStatus.CANCELLED,
+    }
+)
+
+
+class LedgerError(Exception):
+    """The ledger refused a record; nothing was changed."""
+
+
+class UnknownOrder(LedgerError):
+    """An outcome for an order whose intent was never recorded."""
+
+
+class LedgerConflict(LedgerError):
+    """A record that contradicts one already in the ledger for the same order id."""
+
+
+class Ledger(Protocol):
+    async def record_intent(self, order: Order) -> None:
+        """Record that `order` is about to be sent. Idempotent for the same order."""
+        ...
+
+    async def record_outcome(self, fill: Fill) -> None:
+        """Record what happened to an intent; a final FILLED outcome books the fill once."""
+        ...
+
+    async def record_rejection(self, order: Order, reason: str) -> None:
+        """Record that risk checks refused `order` (it never had an intent)."""
+        ...
+
+    async def open_intents(self) -> list[Order]:
+        """Intents without a final outcome, oldest first."""
+        ...
+
+    async def closed_trades(self) -> list[ClosedTrade]:
+        """Every closed trade, in the order the fills were booked."""
+        ...
+
+    async def positions(self) -> list[Position]:
+        """Open positions."""
+        ...
+
+    async def flush(self) -> None:
+        """Return once everything recorded so far is durable."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    order: Order
+    reason: str
+
+
+def same_outcome(a: Fill, b: Fill) -> bool:
+    """Two reports of one outcome (the time it was observed may differ)."""
+    return (a.status, a.quantity, a.price, a.fee, a.tx_hash) == (
+        b.status,
+        b.quantity,
+        b.price,
+        b.fee,
+        b.tx_hash,
+    )
+
+
+class InMemoryLedger:
+    """A `Ledger` in process memory: for paper mode, backtests and tests."""
+
+    def __init__(self) -> None:
+        self._intents: dict[str, Order] = {}
+        self._latest: dict[str, Fill] = {}  # last outcome seen per order (final or not)
+        self._rejections: dict[str, Rejection] = {}
+        self._book = PositionBook()
+        self._trades: list[ClosedTrade] = []
+
+    async def record_intent(self, order: Order) -> None:
+        known = self._intents.get(order.order_id)
+        if known is not None:
+            if known != order:
+                raise LedgerConflict(f"order {order.order_id} already has a different intent")
+            return
+        if order.order_id in self._rejections:
+            raise LedgerConflict(f"order {order.order_id} was rejected; it cannot be sent")
+        self._intents[order.order_id] = order
+
+    async def record_outcome(self, fill: Fill) -> None:
+        order = self._intents.get(fill.order_id)
+        if order is None:
+            raise UnknownOrder(f"no intent for order {fill.order_id}")
+        previous = self._latest.get(fill.order_id)
+        if previous is not None and previous.status in FINAL_STATUSES:
+            if same_outcome(previous, fill):
+                log.info("duplicate outcome ignored", extra={"order_id": fill.order_id})
+                return
+            raise LedgerConflict(
+                f"order {fill.order_id} is already {previous.status}; refusing {fill.status}"
+            )
+        if fill.status is OrderStatus.FILLED:
+            trade = self._book.apply(order, fill)  # raises before changing anything
+            if trade is not None:
+                self._trades.append(trade)
+        self._latest[fill.order_id] = fill
+
+    async def record_rejection(self, order: Order, reason: str) -> None:
+        if order.order_id in self._intents:
+            raise LedgerConflict(f"order {order.order_id} has an intent; it cannot be rejected")
+        self._rejections.setdefault(order.order_id, Rejection(order, reason))
+
+    async def open_intents(self) -> list[Order]:
+        return [
+            order
+            for order_id, order in self._intents.items()
+            if (fill := self._latest.get(order_id)) is None or fill.status not in FINAL_STATUSES
+        ]
+
+    async def closed_trades(self) -> list[ClosedTrade]:
+        return list(self._trades)
+
+    async def positions(self) -> list[Position]:
+        return self._book.positions()
+
+    async def flush(self) -> None:
+        return None
+
+    # ---- inspection (not part of the protocol) -------------------------------------
+
+    def outcome(self, order_id: str) -> Fill | None:
+        return self._latest.get(order_id)
+
+    def rejections(self) -> list[Rejection]:
+        return list(self._rejections.values())
+
+    def intents(self) -> list[Order]:
+        return list(self._intents.values())
