@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 import kopf
+import prometheus_client
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,6 +26,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--liveness", metavar="URL", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
     )
+    parser.add_argument(
+        "--metrics-bind",
+        default="0.0.0.0:9090",
+        metavar="HOST:PORT",
+        help="serve the operator's Prometheus metrics here ('' to disable)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--log-format", default="json", choices=["json", "plain"])
     args = parser.parse_args(argv)
@@ -41,6 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     from . import handlers  # noqa: F401  (registers the handlers with kopf)
 
     logging.getLogger("kopf").setLevel(max(logging.INFO, logging.getLevelName(args.log_level)))
+    if args.metrics_bind:
+        host, _, port = args.metrics_bind.rpartition(":")
+        # prometheus_client serves from its own thread: the event loop never waits on it.
+        prometheus_client.disable_created_metrics()
+        prometheus_client.start_http_server(int(port), addr=host or "0.0.0.0")
     asyncio.run(
         kopf.operator(
             clusterwide=args.all_namespaces,

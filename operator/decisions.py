@@ -1,20 +1,48 @@
 """The reconcile decision: (spec, observed state) -> actions and the status to write.
 
-Pure: no I/O, no clock of its own. The kopf handlers gather what they observe, call
-`decide`, and carry out the plan. Invariant 1 lives here: a pod is created only when
-no pod of the module exists at all, terminating ones included.
+Pure: no I/O, no clock of its own. The kopf handlers gather what they observe (the
+resource, its pods, the last probe of the runtime, the annotations a person set), call
+`decide`, and carry out the plan.
+
+Invariant 1 lives here: a pod is created only when no pod of the module exists at all,
+terminating ones included. Everything the decision needs to remember across operator
+restarts (restart history, breaker, pending restart, halt) is in the status it returns,
+so a restarted operator decides exactly as the one before it would have.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from . import conditions as cond
-from .api.models import Health, Phase, TradingModuleSpec, TradingModuleStatus
+from .api.models import (
+    Breaker,
+    BreakerState,
+    Halt,
+    Health,
+    HealthSpec,
+    MetricsSummary,
+    PendingRestart,
+    Phase,
+    Resume,
+    TradingModuleSpec,
+    TradingModuleStatus,
+)
 from .resources import ANNOTATION_CONFIG_HASH, ModuleRef
+
+ANNOTATION_RESUME = "tradeplane.io/resume-halt"
+ANNOTATION_RESET_BREAKER = "tradeplane.io/reset-breaker"
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+# ---- what is observed ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -55,34 +83,23 @@ class PodView:
 
 
 @dataclass(frozen=True)
-class CreatePod:
-    reason: str
+class Probe:
+    """One GET of the runtime's /healthz.
 
+    `cause` is "ok", "degraded" or "halted" when the runtime answered as expected (all
+    healthy: a halt is a decision, not a fault), else why it failed: "timeout",
+    "refused", "http_<status>" or "bad_body".
+    """
 
-@dataclass(frozen=True)
-class DeletePod:
-    name: str
-    uid: str
-    reason: str
+    cause: str
+    at: datetime
+    halt_reason: str | None = None
+    halt_message: str = ""
+    metrics: MetricsSummary | None = None
 
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-
-
-Action = CreatePod | DeletePod
-
-
-@dataclass(frozen=True)
-class Plan:
-    actions: tuple[Action, ...]
-    status: TradingModuleStatus
-    events: tuple[Event, ...] = ()
-    # When to look again even if nothing happens (seconds); None: only on events.
-    requeue_after: float | None = None
+    @property
+    def ok(self) -> bool:
+        return self.cause in {"ok", "degraded", "halted"}
 
 
 @dataclass(frozen=True)
@@ -94,159 +111,320 @@ class Observation:
     desired_hash: str
     now: datetime
     pod_name: str
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    probe: Probe | None = None  # a probe made for this pass, if one was due
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
-def _status(
-    obs: Observation,
-    *,
-    phase: Phase,
-    ready: bool,
-    reason: str,
-    message: str,
-    pod: PodView | None,
-    restarts: int | None = None,
-    health: Health | None = None,
-) -> TradingModuleStatus:
-    current = obs.status
-    conditions = cond.set_condition(
-        list(current.conditions),
-        type=cond.READY,
-        status=ready,
-        reason=reason,
-        message=message,
-        generation=obs.module.generation,
-        now=obs.now,
+# ---- what to do ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatePod:
+    reason: str
+    start_halted: str | None = None
+
+
+@dataclass(frozen=True)
+class DeletePod:
+    name: str
+    uid: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RemoveAnnotation:
+    key: str
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+Action = CreatePod | DeletePod | RemoveAnnotation
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    status: TradingModuleStatus
+    events: tuple[Event, ...] = ()
+    # When to look again even if nothing happens (seconds); None: only on events.
+    requeue_after: float | None = None
+
+
+# ---- the pieces ------------------------------------------------------------------------
+
+
+def backoff_seconds(health: HealthSpec, restarts_in_window: int) -> float:
+    """initial x multiplier^n, capped: the wait before the (n+1)th restart in a window."""
+    b = health.backoff
+    delay = Decimal(b.initial_seconds) * b.multiplier ** restarts_in_window
+    return float(min(delay, Decimal(b.max_seconds)))
+
+
+def restarts_in_window(status: TradingModuleStatus, health: HealthSpec, now: datetime) -> list[str]:
+    window = timedelta(seconds=health.restart_window_seconds)
+    return [t for t in status.recent_restarts if now - parse_time(t) < window]
+
+
+class _Builder:
+    """Accumulates the new status, actions and events of one pass."""
+
+    def __init__(self, obs: Observation) -> None:
+        self.obs = obs
+        self.status = obs.status.model_copy(deep=True)
+        self.actions: list[Action] = []
+        self.events: list[Event] = []
+        self.now_text = cond.timestamp(obs.now)
+
+    def condition(self, type: str, status: bool | None, reason: str, message: str) -> None:
+        self.status.conditions = cond.set_condition(
+            self.status.conditions,
+            type=type,
+            status=status,
+            reason=reason,
+            message=message,
+            generation=self.obs.module.generation,
+            now=self.obs.now,
+        )
+
+    def event(self, type: str, reason: str, message: str) -> None:
+        self.events.append(Event(type, reason, message))
+
+    def set_breaker(self, state: BreakerState, message: str) -> None:
+        current = self.status.breaker.state if self.status.breaker else BreakerState.CLOSED
+        if current != state:
+            self.status.breaker = Breaker(state=state, since=self.now_text)
+            kind = "Warning" if state == BreakerState.OPEN else "Normal"
+            reason = {
+                BreakerState.OPEN: "CircuitOpen",
+                BreakerState.HALF_OPEN: "CircuitHalfOpen",
+                BreakerState.CLOSED: "CircuitClosed",
+            }[state]
+            self.event(kind, reason, message)
+
+    def plan(self, phase: Phase, ready: bool, reason: str, message: str, requeue: float | None) -> Plan:
+        self.status.phase = phase
+        self.status.message = message
+        self.status.observed_generation = self.obs.module.generation
+        self.condition(cond.READY, ready, reason, message)
+        return Plan(tuple(self.actions), self.status, tuple(self.events), requeue)
+
+
+def _apply_annotations(b: _Builder) -> None:
+    """A person's requests: resume after a risk halt, reset the circuit breaker."""
+    obs, status = b.obs, b.status
+    who = obs.annotations.get(ANNOTATION_RESET_BREAKER)
+    if who is not None:
+        b.actions.append(RemoveAnnotation(ANNOTATION_RESET_BREAKER))
+        status.recent_restarts = []
+        if status.breaker and status.breaker.state != BreakerState.CLOSED:
+            b.set_breaker(BreakerState.CLOSED, f"circuit breaker reset by {who or 'unknown'}")
+    who = obs.annotations.get(ANNOTATION_RESUME)
+    if who is not None:
+        b.actions.append(RemoveAnnotation(ANNOTATION_RESUME))
+        if status.halt is not None:
+            by = who or "unknown"
+            b.event("Normal", "Resumed", f"risk halt ({status.halt.reason}) cleared by {by}")
+            status.halt = None
+            status.last_resume = Resume(by=by, at=b.now_text)
+            b.condition(cond.RISK_HALTED, False, "Resumed", f"resumed by {by} at {b.now_text}")
+            # The runtime holds the halt: a fresh pod starts without it.
+            ours = next((p for p in obs.pods if p.name == obs.pod_name and not p.deleting), None)
+            if ours is not None:
+                b.actions.append(DeletePod(ours.name, ours.uid, "Resumed"))
+                status.pending_restart = PendingRestart(
+                    reason="Resumed", failure=False, since=b.now_text
+                )
+
+
+def _apply_probe(b: _Builder, threshold: int) -> None:
+    probe, status = b.obs.probe, b.status
+    if probe is None:
+        return
+    status.last_probe_time = cond.timestamp(probe.at)
+    if probe.ok:
+        status.consecutive_failures = 0
+        status.health = Health.HEALTHY
+        if probe.metrics is not None:
+            status.metrics = probe.metrics
+        message = "runtime answers its health probe" + (
+            " (degraded)" if probe.cause == "degraded" else ""
+        )
+        b.condition(cond.HEALTHY, True, "ProbeSucceeded", message)
+        if probe.cause == "halted" and status.halt is None:
+            reason = probe.halt_reason or "unknown"
+            status.halt = Halt(reason=reason, message=probe.halt_message, since=b.now_text)
+            text = f"risk halt: {reason}" + (f": {probe.halt_message}" if probe.halt_message else "")
+            b.condition(cond.RISK_HALTED, True, "RiskLimitBreached", text)
+            b.event("Warning", "RiskHalted", text + "; no new orders until a person resumes")
+        if status.breaker and status.breaker.state == BreakerState.HALF_OPEN:
+            status.recent_restarts = []
+            b.set_breaker(BreakerState.CLOSED, "trial pod is healthy; circuit breaker closed")
+        return
+    status.consecutive_failures += 1
+    if status.consecutive_failures >= threshold:
+        status.health = Health.UNHEALTHY
+        b.condition(
+            cond.HEALTHY,
+            False,
+            "ProbeFailed",
+            f"{status.consecutive_failures} consecutive probe failures (last: {probe.cause})",
+        )
+
+
+def _failure_restart(b: _Builder, pod: PodView, reason: str, message: str) -> None:
+    b.actions.append(DeletePod(pod.name, pod.uid, reason))
+    b.status.pending_restart = PendingRestart(reason=reason, failure=True, since=b.now_text)
+    b.status.consecutive_failures = 0
+    b.status.health = Health.UNHEALTHY
+    b.event("Warning", reason, message)
+
+
+def _create(b: _Builder, reason: str, *, counted: bool) -> Plan:
+    obs, status = b.obs, b.status
+    if counted:
+        status.restarts += 1
+        window = restarts_in_window(status, obs.spec.health, obs.now)
+        status.recent_restarts = [*window, b.now_text]
+        b.event("Normal", "Restarting", f"creating replacement pod {obs.pod_name} ({reason})")
+    else:
+        b.event("Normal", "Creating", f"creating runtime pod {obs.pod_name}")
+    status.pending_restart = None
+    status.pod_name = obs.pod_name
+    start_halted = status.halt.reason if status.halt else None
+    b.actions.append(CreatePod(reason, start_halted=start_halted))
+    return b.plan(Phase.PENDING, False, "PodCreating", f"creating runtime pod {obs.pod_name}", 5.0)
+
+
+def _no_pod(b: _Builder) -> Plan:
+    """No pod exists: create one now, after the backoff, or not at all (breaker open)."""
+    obs, status, health = b.obs, b.status, b.obs.spec.health
+    pending = status.pending_restart
+    if pending is None and status.pod_name is not None:
+        # Our pod vanished (evicted, deleted by hand, node lost): a failure.
+        pending = PendingRestart(reason="PodDisappeared", failure=True, since=b.now_text)
+        status.pending_restart = pending
+        b.event("Warning", "PodDisappeared", f"runtime pod {status.pod_name} disappeared")
+    if pending is None or not pending.failure:
+        return _create(b, pending.reason if pending else "Creating", counted=False)
+
+    breaker = status.breaker.state if status.breaker else BreakerState.CLOSED
+    if breaker == BreakerState.OPEN:
+        assert status.breaker is not None and status.breaker.since is not None
+        reopen = parse_time(status.breaker.since) + timedelta(seconds=health.cooldown_seconds)
+        if obs.now < reopen:
+            wait = (reopen - obs.now).total_seconds()
+            return b.plan(Phase.FAILED, False, "CircuitOpen", _open_message(b), wait)
+        b.set_breaker(BreakerState.HALF_OPEN, "cooldown over; one trial restart")
+        return _create(b, f"{pending.reason}, trial", counted=True)
+    if breaker == BreakerState.HALF_OPEN:
+        # The trial failed before it was healthy: open again.
+        b.set_breaker(BreakerState.OPEN, "trial restart failed; circuit breaker open again")
+        b.condition(cond.HEALTHY, False, "CircuitOpen", _open_message(b))
+        return b.plan(Phase.FAILED, False, "CircuitOpen", _open_message(b), health.cooldown_seconds)
+
+    window = restarts_in_window(status, health, obs.now)
+    status.recent_restarts = window
+    if len(window) >= health.max_restarts:
+        b.set_breaker(BreakerState.OPEN, _open_message(b))
+        b.condition(cond.HEALTHY, False, "CircuitOpen", _open_message(b))
+        return b.plan(Phase.FAILED, False, "CircuitOpen", _open_message(b), health.cooldown_seconds)
+    due = parse_time(pending.since) + timedelta(seconds=backoff_seconds(health, len(window)))
+    if obs.now < due:
+        wait = (due - obs.now).total_seconds()
+        message = f"restarting in {wait:.0f}s (backoff after {pending.reason})"
+        return b.plan(Phase.PENDING, False, "BackingOff", message, wait)
+    return _create(b, pending.reason, counted=True)
+
+
+def _open_message(b: _Builder) -> str:
+    health = b.obs.spec.health
+    n = len(b.status.recent_restarts)
+    return (
+        f"circuit breaker open: {n} restarts in {health.restart_window_seconds}s "
+        f"(maxRestarts {health.max_restarts}); next trial after {health.cooldown_seconds}s "
+        f"cooldown, or annotate {ANNOTATION_RESET_BREAKER}=<your name> to reset"
     )
-    return current.model_copy(
-        update={
-            "phase": phase,
-            "message": message,
-            "pod_name": pod.name if pod else None,
-            "observed_generation": obs.module.generation,
-            "restarts": current.restarts if restarts is None else restarts,
-            "health": health if health is not None else (current.health or Health.UNKNOWN),
-            "conditions": conditions,
-        }
-    )
+
+
+# ---- the decision ----------------------------------------------------------------------
 
 
 def decide(obs: Observation) -> Plan:
     spec = obs.spec
+    b = _Builder(obs)
+    _apply_annotations(b)
     pods = list(obs.pods)
     ours = next((p for p in pods if p.name == obs.pod_name), None)
-    strays = [p for p in pods if p.name != obs.pod_name and not p.deleting]
-    # Anything labelled for this module but not named as ours is removed first.
-    stray_deletes: tuple[Action, ...] = tuple(
-        DeletePod(p.name, p.uid, "StrayPod") for p in strays
-    )
-    any_pod = bool(pods)
+    if ours is not None and not ours.deleting and ours.phase == "Running":
+        _apply_probe(b, spec.health.failure_threshold)
+    # Anything labelled for this module but not named as ours is removed.
+    for stray in pods:
+        if stray.name != obs.pod_name and not stray.deleting:
+            b.actions.append(DeletePod(stray.name, stray.uid, "StrayPod"))
+    if b.status.halt is None and cond.get(b.status.conditions, cond.RISK_HALTED) is None:
+        b.condition(cond.RISK_HALTED, False, "NoHalt", "no risk halt")
 
     if not spec.enabled:
-        live = [p for p in pods if not p.deleting]
-        actions = tuple(DeletePod(p.name, p.uid, "Disabled") for p in live)
-        message = (
-            "module is disabled; waiting for its pod to terminate"
-            if any_pod
-            else "module is disabled"
-        )
-        status = _status(
-            obs,
-            phase=Phase.DISABLED,
-            ready=False,
-            reason="Disabled",
-            message=message,
-            pod=ours,
-            health=Health.UNKNOWN,
-        )
-        events = (Event("Normal", "Disabled", "Deleting runtime pod: module disabled"),) if live else ()
-        return Plan(actions, status, events, requeue_after=None)
+        for pod in pods:
+            if not pod.deleting and not any(
+                isinstance(a, DeletePod) and a.uid == pod.uid for a in b.actions
+            ):
+                b.actions.append(DeletePod(pod.name, pod.uid, "Disabled"))
+                b.event("Normal", "Disabled", f"deleting runtime pod {pod.name}: module disabled")
+        b.status.pending_restart = None
+        b.status.pod_name = None if not pods else b.status.pod_name
+        b.status.health = Health.UNKNOWN
+        message = "module is disabled" + ("; waiting for its pod to terminate" if pods else "")
+        return b.plan(Phase.DISABLED, False, "Disabled", message, 2.0 if pods else None)
 
-    if not any_pod:
-        replacing = obs.status.pod_name is not None
-        restarts = obs.status.restarts + (1 if replacing else 0)
-        status = _status(
-            obs,
-            phase=Phase.PENDING,
-            ready=False,
-            reason="PodCreating",
-            message=f"creating runtime pod {obs.pod_name}",
-            pod=None,
-            restarts=restarts,
-        )
-        status = status.model_copy(update={"pod_name": obs.pod_name})
-        reason = "Replacing" if replacing else "Creating"
-        event = Event("Normal", reason, f"Creating runtime pod {obs.pod_name}")
-        return Plan((CreatePod(reason),), status, (event,), requeue_after=5.0)
+    if not pods:
+        return _no_pod(b)
 
-    if ours is None or ours.deleting:
-        # Only terminating or stray pods remain: wait until they are gone.
-        waiting = [p.name for p in pods]
-        status = _status(
-            obs,
-            phase=Phase.PENDING,
-            ready=False,
-            reason="WaitingForPodTermination",
-            message=f"waiting for pod(s) {', '.join(waiting)} to terminate",
-            pod=ours,
+    if ours is None or ours.deleting or any(isinstance(a, DeletePod) for a in b.actions):
+        waiting = ", ".join(p.name for p in pods)
+        phase = Phase.FAILED if _breaker_open(b) else Phase.PENDING
+        return b.plan(
+            phase, False, "WaitingForPodTermination", f"waiting for pod(s) {waiting} to terminate", 2.0
         )
-        return Plan(stray_deletes, status, requeue_after=2.0)
 
     if ours.config_hash != obs.desired_hash:
-        status = _status(
-            obs,
-            phase=Phase.PENDING,
-            ready=False,
-            reason="ConfigChanged",
-            message="spec changed; replacing the runtime pod",
-            pod=ours,
+        b.actions.append(DeletePod(ours.name, ours.uid, "ConfigChanged"))
+        b.status.pending_restart = PendingRestart(
+            reason="ConfigChanged", failure=False, since=b.now_text
         )
-        event = Event("Normal", "ConfigChanged", f"Deleting pod {ours.name} to apply the new spec")
-        return Plan(
-            (*stray_deletes, DeletePod(ours.name, ours.uid, "ConfigChanged")),
-            status,
-            (event,),
-            requeue_after=2.0,
-        )
+        b.event("Normal", "ConfigChanged", f"deleting pod {ours.name} to apply the new spec")
+        return b.plan(Phase.PENDING, False, "ConfigChanged", "spec changed; replacing the pod", 2.0)
 
     if ours.finished:
-        message = f"runtime pod {ours.name} {ours.phase.lower()}" + (
+        detail = f"runtime pod {ours.name} {ours.phase.lower()}" + (
             f" ({ours.reason})" if ours.reason else ""
         )
-        status = _status(
-            obs,
-            phase=Phase.PENDING,
-            ready=False,
-            reason="PodFailed",
-            message=message + "; replacing it",
-            pod=ours,
-            health=Health.UNHEALTHY,
-        )
-        event = Event("Warning", "PodFailed", message)
-        return Plan(
-            (*stray_deletes, DeletePod(ours.name, ours.uid, "PodFailed")),
-            status,
-            (event,),
-            requeue_after=2.0,
-        )
+        _failure_restart(b, ours, "PodFailed", detail)
+        return b.plan(Phase.PENDING, False, "PodFailed", detail + "; replacing it", 2.0)
+
+    if b.status.consecutive_failures >= spec.health.failure_threshold:
+        detail = f"runtime failed {b.status.consecutive_failures} health probes in a row"
+        _failure_restart(b, ours, "Unhealthy", detail)
+        return b.plan(Phase.PENDING, False, "Unhealthy", detail + "; replacing it", 2.0)
 
     if ours.phase == "Running" and ours.ready:
-        status = _status(
-            obs,
-            phase=Phase.RUNNING,
-            ready=True,
-            reason="RuntimeReady",
-            message=f"runtime pod {ours.name} is ready",
-            pod=ours,
-        )
-        return Plan(stray_deletes, status, requeue_after=None)
+        if b.status.health in (None, Health.UNKNOWN) and obs.probe is None:
+            b.status.health = Health.UNKNOWN
+        return b.plan(Phase.RUNNING, True, "RuntimeReady", f"runtime pod {ours.name} is ready", None)
 
-    status = _status(
-        obs,
-        phase=Phase.PENDING,
-        ready=False,
-        reason="PodNotReady",
-        message=f"runtime pod {ours.name} is {ours.phase.lower()}, not ready yet",
-        pod=ours,
+    return b.plan(
+        Phase.PENDING,
+        False,
+        "PodNotReady",
+        f"runtime pod {ours.name} is {ours.phase.lower()}, not ready yet",
+        5.0,
     )
-    return Plan(stray_deletes, status, requeue_after=5.0)
+
+
+def _breaker_open(b: _Builder) -> bool:
+    return b.status.breaker is not None and b.status.breaker.state == BreakerState.OPEN

@@ -1,32 +1,39 @@
 """kopf handlers: thin I/O shells around `decisions.decide`.
 
-One daemon per TradingModule loops: observe (the resource's live body, its pods from
-an index fed by the pod watch), decide, act, write the status if it changed, then sleep
-until the next event about the module or its pod, or the plan's requeue time.
+One daemon per TradingModule loops: observe (the live body, its pods from an index fed
+by the pod watch, a health probe when one is due), decide, act, write the status if it
+changed, then sleep until the next event about the module or its pod, the next probe,
+or the plan's requeue time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import kopf
 from pydantic import ValidationError
 
 from . import conditions as cond
-from . import decisions, resources
+from . import decisions, metrics, resources
 from .api import models
-from .api.models import Phase, TradingModuleSpec, TradingModuleStatus
+from .api.models import BreakerState, Phase, TradingModuleSpec, TradingModuleStatus
 from .kube import Kube, load_config
+from .probe import probe_runtime
 from .resources import LABEL_MANAGED_BY, LABEL_MODULE_UID, MANAGED_BY, ModuleRef
 from .settings import OperatorSettings
 
 RESOURCE = (models.GROUP, models.VERSION, models.PLURAL)
 MANAGED_PODS = {LABEL_MANAGED_BY: MANAGED_BY}
 FINALIZER = f"{models.GROUP}/runtime-pod"
+# Status fields that change on every probe: written at most once per
+# `status_min_interval_seconds` unless something else changed too.
+VOLATILE = {"lastProbeTime", "metrics"}
 
 
 @dataclass
@@ -35,6 +42,8 @@ class Runtime:
 
     kube: Kube
     settings: OperatorSettings
+    session: aiohttp.ClientSession
+    probes: asyncio.Semaphore
     wakers: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def wake(self, uid: str) -> None:
@@ -49,9 +58,7 @@ def _runtime(memo: kopf.Memo) -> Runtime:
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Keep kopf's bookkeeping in annotations: status belongs to the API.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix=models.GROUP
-    )
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=models.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=models.GROUP, key="last-handled-configuration"
     )
@@ -60,7 +67,19 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
-    memo["runtime"] = Runtime(kube=Kube(load_config()), settings=OperatorSettings.from_env())
+    settings.peering.lifetime = 15  # a dead peer's claim expires fast: quick hand-over
+    config = OperatorSettings.from_env()
+    memo["runtime"] = Runtime(
+        kube=Kube(load_config()),
+        settings=config,
+        session=aiohttp.ClientSession(),
+        probes=asyncio.Semaphore(config.probe_concurrency),
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await _runtime(memo).session.close()
 
 
 @kopf.index("pods", labels=MANAGED_PODS)
@@ -101,22 +120,42 @@ def _dump(status: TradingModuleStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True)
 
 
+@dataclass
+class ModuleLoop:
+    """What one module's daemon remembers between passes (lost on restart, by design:
+    everything that matters is in the status)."""
+
+    next_probe: float = 0.0
+    last_write: float = float("-inf")
+
+
 async def _write_status(
-    kube: Kube, module: ModuleRef, current: TradingModuleStatus, new: TradingModuleStatus
+    rt: Runtime,
+    module: ModuleRef,
+    current: TradingModuleStatus,
+    new: TradingModuleStatus,
+    loop: ModuleLoop,
 ) -> None:
-    if _dump(new) != _dump(current):
-        await kube.patch_status(module.namespace, module.name, _dump(new))
+    old_doc, new_doc = _dump(current), _dump(new)
+    if old_doc == new_doc:
+        return
+    significant = any(
+        old_doc.get(key) != new_doc.get(key) for key in new_doc.keys() - VOLATILE
+    )
+    fresh = time.monotonic() - loop.last_write < rt.settings.status_min_interval_seconds
+    if not significant and fresh:
+        return
+    await rt.kube.patch_status(module.namespace, module.name, new_doc)
+    loop.last_write = time.monotonic()
+    metrics.STATUS_WRITES.inc()
 
 
-async def _invalid_spec(
-    kube: Kube, body: kopf.Body, module: ModuleRef, error: ValidationError
-) -> None:
+async def _invalid_spec(rt: Runtime, body: kopf.Body, module: ModuleRef, error: ValidationError) -> None:
     """The CRD should make this impossible; if not, say which field and stop."""
     message = "; ".join(
         f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
     )
     current = _current_status(body)
-    now = datetime.now(UTC)
     status = current.model_copy(
         update={
             "phase": Phase.FAILED,
@@ -129,47 +168,108 @@ async def _invalid_spec(
                 reason="InvalidSpec",
                 message=message,
                 generation=module.generation,
-                now=now,
+                now=datetime.now(UTC),
             ),
         }
     )
-    await _write_status(kube, module, current, status)
+    await _write_status(rt, module, current, status, ModuleLoop())
+
+
+async def _probe_if_due(
+    rt: Runtime, spec: TradingModuleSpec, pods: list[decisions.PodView], name: str, loop: ModuleLoop
+) -> decisions.Probe | None:
+    pod = next((p for p in pods if p.name == name and not p.deleting), None)
+    if pod is None or pod.phase != "Running" or not pod.ip:
+        loop.next_probe = 0.0  # probe a new pod as soon as it runs
+        return None
+    if time.monotonic() < loop.next_probe:
+        return None
+    loop.next_probe = time.monotonic() + spec.health.interval_seconds
+    url = f"http://{pod.ip}:{rt.settings.runtime_port}/healthz"
+    async with rt.probes:
+        result = await probe_runtime(rt.session, url, spec.health.timeout_seconds)
+    metrics.PROBES.labels(result.cause).inc()
+    return result
+
+
+async def _act(
+    rt: Runtime,
+    body: kopf.Body,
+    module: ModuleRef,
+    spec: TradingModuleSpec,
+    plan: decisions.Plan,
+    logger: logging.Logger,
+) -> None:
+    for action in plan.actions:
+        if isinstance(action, decisions.CreatePod):
+            await rt.kube.apply_config_map(resources.config_map(module, spec))
+            manifest = resources.runtime_pod(
+                module, spec, rt.settings, start_halted=action.start_halted
+            )
+            created = await rt.kube.create_pod(manifest)
+            logger.info("runtime pod %s %s (%s)", manifest["metadata"]["name"],
+                        "created" if created else "already exists", action.reason)
+        elif isinstance(action, decisions.DeletePod):
+            await rt.kube.delete_pod(module.namespace, action.name, action.uid)
+            if action.reason in {"PodFailed", "Unhealthy"}:
+                metrics.RESTARTS.labels(action.reason).inc()
+            logger.info("runtime pod %s deleted (%s)", action.name, action.reason)
+        elif isinstance(action, decisions.RemoveAnnotation):
+            await rt.kube.remove_annotation(module.namespace, module.name, action.key)
+    for event in plan.events:
+        if event.reason.startswith("Circuit"):
+            metrics.BREAKER_TRANSITIONS.labels(event.reason.removeprefix("Circuit").lower()).inc()
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
 async def reconcile(
-    body: kopf.Body, rt: Runtime, pods_by_module: kopf.Index[Any, Any], logger: logging.Logger
+    body: kopf.Body,
+    rt: Runtime,
+    pods_by_module: kopf.Index[Any, Any],
+    logger: logging.Logger,
+    loop: ModuleLoop,
 ) -> float | None:
     """One observe-decide-act pass. Returns seconds until the next pass (None: on event)."""
     module = _module_ref(body)
     try:
         spec = TradingModuleSpec.model_validate(dict(body["spec"]))
     except ValidationError as error:
-        await _invalid_spec(rt.kube, body, module, error)
+        await _invalid_spec(rt, body, module, error)
         return None
-    current = _current_status(body)
-    pods = list(pods_by_module.get((module.namespace, module.uid), []))
-    observation = decisions.Observation(
-        module=module,
-        spec=spec,
-        status=current,
-        pods=pods,
-        desired_hash=resources.config_hash(module, spec, rt.settings),
-        now=datetime.now(UTC),
-        pod_name=resources.pod_name(module),
+    with metrics.RECONCILE_SECONDS.time():
+        current = _current_status(body)
+        pods = list(pods_by_module.get((module.namespace, module.uid), []))
+        pod_name = resources.pod_name(module)
+        probe = await _probe_if_due(rt, spec, pods, pod_name, loop)
+        observation = decisions.Observation(
+            module=module,
+            spec=spec,
+            status=current,
+            pods=pods,
+            desired_hash=resources.config_hash(module, spec, rt.settings),
+            now=datetime.now(UTC),
+            pod_name=pod_name,
+            probe=probe,
+            annotations={
+                k: v
+                for k, v in (body["metadata"].get("annotations") or {}).items()
+                if k in (decisions.ANNOTATION_RESUME, decisions.ANNOTATION_RESET_BREAKER)
+            },
+        )
+        plan = decisions.decide(observation)
+        await _act(rt, body, module, spec, plan, logger)
+        await _write_status(rt, module, current, plan.status, loop)
+    state = plan.status
+    metrics.MODULES.states[module.uid] = (
+        (state.phase or Phase.PENDING).value,
+        (state.health.value if state.health else "Unknown"),
     )
-    plan = decisions.decide(observation)
-    for action in plan.actions:
-        if isinstance(action, decisions.CreatePod):
-            await rt.kube.apply_config_map(resources.config_map(module, spec))
-            created = await rt.kube.create_pod(resources.runtime_pod(module, spec, rt.settings))
-            logger.info("runtime pod %s: %s", observation.pod_name, "created" if created else "exists")
-        elif isinstance(action, decisions.DeletePod):
-            await rt.kube.delete_pod(module.namespace, action.name, action.uid)
-            logger.info("runtime pod %s deleted (%s)", action.name, action.reason)
-    for event in plan.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-    await _write_status(rt.kube, module, current, plan.status)
-    return plan.requeue_after
+    delays = [d for d in (plan.requeue_after,) if d is not None]
+    if state.phase == Phase.RUNNING or (
+        state.breaker is not None and state.breaker.state == BreakerState.HALF_OPEN
+    ):
+        delays.append(max(loop.next_probe - time.monotonic(), 0.05))
+    return min(delays) if delays else None
 
 
 async def _sleep(waker: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float | None) -> None:
@@ -194,17 +294,19 @@ async def run_module(
 ) -> None:
     rt = _runtime(memo)
     waker = rt.wakers.setdefault(uid, asyncio.Event())
+    loop = ModuleLoop()
     try:
         while not stopped:
             waker.clear()
             try:
-                delay = await reconcile(body, rt, pods_by_module, logger)
+                delay = await reconcile(body, rt, pods_by_module, logger, loop)
             except Exception:  # a failed pass is retried; the daemon must live on
                 logger.exception("reconcile failed; retrying")
                 delay = 5.0
             await _sleep(waker, stopped, delay)
     finally:
         rt.wakers.pop(uid, None)
+        metrics.MODULES.states.pop(uid, None)
 
 
 @kopf.on.delete(*RESOURCE)

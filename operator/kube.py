@@ -109,6 +109,17 @@ class Kube:
 
     # -- the TradingModule's status ---------------------------------------------------
 
+    async def remove_annotation(self, namespace: str, name: str, key: str) -> None:
+        await self._call(
+            self._custom.patch_namespaced_custom_object,
+            models.GROUP,
+            models.VERSION,
+            namespace,
+            models.PLURAL,
+            name,
+            {"metadata": {"annotations": {key: None}}},
+        )
+
     async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
         await self._call(
             self._custom.patch_namespaced_custom_object_status,

@@ -111,19 +111,14 @@ def image_for(spec: models.TradingModuleSpec, settings: OperatorSettings) -> str
     return settings.runtime_image
 
 
-def config_hash(
-    module: ModuleRef,
-    spec: models.TradingModuleSpec,
-    settings: OperatorSettings,
-    start_halted: str | None = None,
-) -> str:
-    """Everything that, when it changes, needs a new pod."""
+def config_hash(module: ModuleRef, spec: models.TradingModuleSpec, settings: OperatorSettings) -> str:
+    """Everything that, when it changes, needs a new pod. A recorded risk halt is not
+    part of it: a pod that halts must not be replaced for having halted."""
     material = {
         "config": runtime_config(module, spec),
         "image": image_for(spec, settings),
         "resources": spec.resources.model_dump(mode="json"),
         "database": settings.database_secret_name,
-        "startHalted": start_halted,
     }
     text = json.dumps(material, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -210,7 +205,7 @@ def runtime_pod(
             "namespace": module.namespace,
             "labels": labels(module),
             "annotations": {
-                ANNOTATION_CONFIG_HASH: config_hash(module, spec, settings, start_halted)
+                ANNOTATION_CONFIG_HASH: config_hash(module, spec, settings)
             },
             "ownerReferences": [owner_reference(module)],
         },

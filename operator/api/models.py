@@ -336,6 +336,22 @@ class Breaker(ApiModel):
 
 class Halt(ApiModel):
     reason: str
+    message: str = ""
+    since: str
+
+
+class Resume(ApiModel):
+    """Who cleared the last risk halt (the annotation's value) and when."""
+
+    by: str
+    at: str
+
+
+class PendingRestart(ApiModel):
+    """Why the pod was removed; `failure` restarts go through backoff and the breaker."""
+
+    reason: str
+    failure: bool
     since: str
 
 
@@ -360,8 +376,13 @@ class TradingModuleStatus(ApiModel):
     restarts: int = 0
     consecutive_failures: int = 0
     last_probe_time: str | None = None
+    recent_restarts: list[str] = Field(
+        default_factory=list, max_length=1000, description="Failure restarts in the window."
+    )
+    pending_restart: PendingRestart | None = None
     breaker: Breaker | None = None
     halt: Halt | None = None
+    last_resume: Resume | None = None
     metrics: MetricsSummary | None = None
     conditions: list[Condition] = Field(
         default_factory=list,

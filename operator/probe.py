@@ -1,0 +1,68 @@
+"""Probing a runtime's /healthz from the operator's event loop (aiohttp, never blocking).
+
+Each failure has a cause of its own (timeout, refused, http_<status>, bad_body) so the
+operator's metrics say *why* modules are unhealthy, not only that they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import aiohttp
+from pydantic import ValidationError
+
+from .api.models import MetricsSummary
+from .decisions import Probe
+
+_HEALTHY = {"ok", "degraded", "halted"}
+
+
+async def probe_runtime(
+    session: aiohttp.ClientSession, url: str, timeout: float, *, now: datetime | None = None
+) -> Probe:
+    at = now or datetime.now(UTC)
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as answer:
+            if not 200 <= answer.status < 300:
+                return Probe(cause=f"http_{answer.status}", at=at)
+            text = await answer.text()
+    except TimeoutError:
+        return Probe(cause="timeout", at=at)
+    except aiohttp.ClientConnectorError:
+        return Probe(cause="refused", at=at)
+    except (aiohttp.ClientError, asyncio.CancelledError) as error:
+        if isinstance(error, asyncio.CancelledError):
+            raise
+        return Probe(cause="refused", at=at)
+    return parse_health(text, at)
+
+
+_SUMMARY_KEYS = {f.alias or n for n, f in MetricsSummary.model_fields.items()}
+
+
+def _summary(metrics: dict[str, object]) -> MetricsSummary:
+    """Known keys only: a newer runtime may report more than this operator knows."""
+    return MetricsSummary.model_validate({k: v for k, v in metrics.items() if k in _SUMMARY_KEYS})
+
+
+def parse_health(text: str, at: datetime) -> Probe:
+    """The runtime's JSON: {"status": ok|degraded|halted, "halt": {...}, "metrics": {...}}."""
+    try:
+        body = json.loads(text)
+        status = body["status"]
+        if status not in _HEALTHY:
+            return Probe(cause="bad_body", at=at)
+        metrics = body.get("metrics")
+        summary = _summary(metrics) if metrics is not None else None
+        halt = body.get("halt") or {}
+    except (ValueError, KeyError, TypeError, ValidationError):
+        return Probe(cause="bad_body", at=at)
+    return Probe(
+        cause=status,
+        at=at,
+        halt_reason=halt.get("reason") if status == "halted" else None,
+        halt_message=str(halt.get("message") or "") if status == "halted" else "",
+        metrics=summary,
+    )
