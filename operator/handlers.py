@@ -122,11 +122,18 @@ def _dump(status: TradingModuleStatus) -> dict[str, Any]:
 
 @dataclass
 class ModuleLoop:
-    """What one module's daemon remembers between passes (lost on restart, by design:
-    everything that matters is in the status)."""
+    """What one module's daemon remembers between passes.
+
+    The daemon is the status's only writer, so its own last decision is the truth: the
+    live body may not have caught up with our last write yet, and deciding on such a
+    stale status would forget a pending restart. On (re)start the body's status is used,
+    so nothing that matters is lost when the operator restarts.
+    """
 
     next_probe: float = 0.0
     last_write: float = float("-inf")
+    status: TradingModuleStatus | None = None
+    written: dict[str, Any] | None = None
 
 
 async def _write_status(
@@ -136,7 +143,9 @@ async def _write_status(
     new: TradingModuleStatus,
     loop: ModuleLoop,
 ) -> None:
-    old_doc, new_doc = _dump(current), _dump(new)
+    loop.status = new
+    old_doc = loop.written if loop.written is not None else _dump(current)
+    new_doc = _dump(new)
     if old_doc == new_doc:
         return
     significant = any(
@@ -146,16 +155,19 @@ async def _write_status(
     if not significant and fresh:
         return
     await rt.kube.patch_status(module.namespace, module.name, new_doc)
+    loop.written = new_doc
     loop.last_write = time.monotonic()
     metrics.STATUS_WRITES.inc()
 
 
-async def _invalid_spec(rt: Runtime, body: kopf.Body, module: ModuleRef, error: ValidationError) -> None:
+async def _invalid_spec(
+    rt: Runtime, body: kopf.Body, module: ModuleRef, error: ValidationError, loop: ModuleLoop
+) -> None:
     """The CRD should make this impossible; if not, say which field and stop."""
     message = "; ".join(
         f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
     )
-    current = _current_status(body)
+    current = loop.status or _current_status(body)
     status = current.model_copy(
         update={
             "phase": Phase.FAILED,
@@ -172,7 +184,7 @@ async def _invalid_spec(rt: Runtime, body: kopf.Body, module: ModuleRef, error: 
             ),
         }
     )
-    await _write_status(rt, module, current, status, ModuleLoop())
+    await _write_status(rt, module, current, status, loop)
 
 
 async def _probe_if_due(
@@ -234,10 +246,10 @@ async def reconcile(
     try:
         spec = TradingModuleSpec.model_validate(dict(body["spec"]))
     except ValidationError as error:
-        await _invalid_spec(rt, body, module, error)
+        await _invalid_spec(rt, body, module, error, loop)
         return None
     with metrics.RECONCILE_SECONDS.time():
-        current = _current_status(body)
+        current = loop.status or _current_status(body)
         pods = list(pods_by_module.get((module.namespace, module.uid), []))
         pod_name = resources.pod_name(module)
         probe = await _probe_if_due(rt, spec, pods, pod_name, loop)

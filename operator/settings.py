@@ -21,7 +21,7 @@ class OperatorSettings:
     runtime_port: int = 8080
     termination_grace_seconds: int = 30
     probe_concurrency: int = 32
-    status_min_interval_seconds: float = 30.0
+    status_min_interval_seconds: float = 60.0
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -33,5 +33,5 @@ class OperatorSettings:
             database_secret_key=env.get("TRADEPLANE_DATABASE_SECRET_KEY", "url"),
             termination_grace_seconds=int(env.get("TRADEPLANE_TERMINATION_GRACE_SECONDS", "30")),
             probe_concurrency=int(env.get("TRADEPLANE_PROBE_CONCURRENCY", "32")),
-            status_min_interval_seconds=float(env.get("TRADEPLANE_STATUS_MIN_INTERVAL", "30")),
+            status_min_interval_seconds=float(env.get("TRADEPLANE_STATUS_MIN_INTERVAL", "60")),
         )

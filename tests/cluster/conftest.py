@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -84,32 +85,96 @@ def standin(kubeconfig: Path, kubectl: Kubectl, tmp_path_factory: pytest.TempPat
         stop_standin(proc)
 
 
+class OperatorProcess:
+    """The operator as users run it: its own process, the console script."""
+
+    def __init__(self, kubeconfig: Path, log: Path, args: list[str], env: dict[str, str]) -> None:
+        self.kubeconfig, self.log, self.args, self.env = kubeconfig, log, args, env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = free_port()
+
+    def start(self) -> OperatorProcess:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
+        script = Path(sys.executable).parent / "tradeplane-operator"
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(script), *self.args, "--log-level", "DEBUG",
+                 "--metrics-bind", f"127.0.0.1:{self.metrics_port}"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"operator exited early:\n{self.log.read_text()[-4000:]}")
+            with self.log.open("rb") as f:
+                f.seek(offset)
+                if b"initial authentication has finished" in f.read().lower():
+                    return self
+            time.sleep(0.1)
+        pytest.fail(f"operator did not start:\n{self.log.read_text()[-4000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as a crashed or OOM-killed operator."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def operator_process(
     kubeconfig: Path, kubectl: Kubectl, standin: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
-    """The operator as users run it: its own process, the console script."""
+    """One operator for the tests' namespaces (t-*); tests that kill or measure an
+    operator start their own for a namespace of their own (`start_operator`)."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    script = Path(sys.executable).parent / "tradeplane-operator"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(script), "--all-namespaces", "--log-level", "DEBUG"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    env = {"TRADEPLANE_STATUS_MIN_INTERVAL": "3", "TRADEPLANE_TERMINATION_GRACE_SECONDS": "5"}
+    op = OperatorProcess(kubeconfig, log, ["--namespace", "t-*"], env).start()
     try:
-        deadline = time.monotonic() + 30
-        while b"resuming" not in log.read_bytes().lower() and time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"operator exited early:\n{log.read_text()[-4000:]}")
-            time.sleep(0.2)
         yield log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        op.stop()
+
+
+@pytest.fixture
+def own_namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A namespace the session operator does not watch."""
+    name = f"o-{uuid.uuid4().hex[:10]}"
+    kubectl.run("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def start_operator(
+    kubeconfig: Path, standin: Path, tmp_path: Path
+) -> Iterator[Callable[..., OperatorProcess]]:
+    started: list[OperatorProcess] = []
+
+    def start(namespace: str, env: dict[str, str] | None = None, *args: str) -> OperatorProcess:
+        op = OperatorProcess(
+            kubeconfig, tmp_path / f"operator-{len(started)}.log",
+            ["--namespace", namespace, *args], env or {},
+        ).start()
+        started.append(op)
+        return op
+
+    yield start
+    for op in started:
+        op.stop()

@@ -60,3 +60,26 @@ def eventually(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}: last={last!r}")
+
+
+RUNTIME_PODS = "app.kubernetes.io/managed-by=tradeplane-operator"
+
+
+def module(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = kubectl.json("get", "tradingmodule", name, "-n", namespace)
+    return doc
+
+
+def status(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+    return module(kubectl, namespace, name).get("status") or {}
+
+
+def runtime_pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
+    return kubectl.pods(namespace, RUNTIME_PODS)
+
+
+def events(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = kubectl.json(
+        "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}"
+    )["items"]
+    return items
