@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import random
 
 import kopf
 import prometheus_client
@@ -22,7 +23,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME",
         help="coordinate with other replicas through this KopfPeering (default: standalone)",
     )
-    parser.add_argument("--priority", type=int, default=0, help="peering priority")
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority; the highest live replica acts (default: random, so that "
+        "replicas never tie: kopf pauses every replica of a tied priority)",
+    )
     parser.add_argument(
         "--liveness", metavar="URL", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
     )
@@ -35,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--log-format", default="json", choices=["json", "plain"])
     args = parser.parse_args(argv)
+    if args.priority is None:
+        args.priority = random.SystemRandom().randint(1, 2**31 - 1) if args.peering else 0
     if not args.namespace and not args.all_namespaces:
         parser.error("pass --namespace NS (repeatable) or --all-namespaces")
     return args
