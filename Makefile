@@ -12,7 +12,7 @@ bootstrap:  ## install pinned tools and dependencies (idempotent)
 	hack/bootstrap
 
 test:  ## the whole suite: unit, real control plane, PostgreSQL, anvil
-	hack/run-tests -q
+	hack/run-tests
 
 test-unit:  ## only the fast tests that need no server
 	hack/run-tests -q -m "not cluster and not postgres and not anvil"
@@ -24,7 +24,7 @@ manifests: bootstrap  ## regenerate crds/ from the pydantic models
 lint: bootstrap  ## ruff and mypy
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
-	$(VENV)/mypy operator module_runtime
+	$(VENV)/mypy -p tradeplane_operator -p module_runtime
 
 typecheck: lint
 

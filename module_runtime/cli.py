@@ -3,6 +3,9 @@
     tradeplane-runtime run     validate the mounted config, serve /healthz /readyz
                                /metrics /status, run the module until SIGTERM
     tradeplane-runtime check   validate the config and exit (0 valid, 2 invalid)
+    tradeplane-runtime migrate apply the database migrations (TRADEPLANE_DATABASE_URL)
+    tradeplane-runtime report MODULE [--namespace NS]
+                               a module's trades and PnL from the database
 
 An invalid config never reaches the order path: the process says what is wrong, naming
 the field, and exits 2.
@@ -22,6 +25,8 @@ from module_runtime import config as runtime_config
 from module_runtime import logs
 from module_runtime.clock import Clock, SystemClock
 from module_runtime.config import ConfigError, RuntimeConfig
+from module_runtime.db import commands as db_commands
+from module_runtime.db.runtime import ledger_for, persistence_for
 from module_runtime.host import ModuleHost
 from module_runtime.market_data import MarketData
 from module_runtime.modules.base import InvalidStrategyParams
@@ -56,6 +61,7 @@ def build_host(cfg: RuntimeConfig) -> ModuleHost:
             market=build_market(cfg, clock),
             clock=clock,
             start_halted=cfg.start_halted,
+            ledger=ledger_for(cfg),  # PostgreSQL when TRADEPLANE_DATABASE_URL is set
         )
     except (InvalidStrategyParams, ValueError, LookupError) as error:
         raise ConfigError(str(error)) from None
@@ -73,7 +79,8 @@ async def _run(cfg: RuntimeConfig) -> int:
         extra={"mode": cfg.module.spec.mode.value, "listen": f"{cfg.listen_address}:{cfg.port}"},
     )
     try:
-        await host.run(stop)
+        async with persistence_for(host, stop):  # no-op without a database
+            await host.run(stop)
     finally:
         await runner.cleanup()
     log.info("module stopped cleanly")
@@ -87,8 +94,14 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="tradeplane-runtime", description=__doc__)
-    parser.add_argument("command", choices=["run", "check"])
+    parser.add_argument("command", choices=["run", "check", "migrate", "report"])
+    parser.add_argument("module", nargs="?", help="report: the module's name")
+    parser.add_argument("--namespace", default="default", help="report: the module's namespace")
     args = parser.parse_args(argv)
+    if args.command == "migrate":
+        sys.exit(db_commands.migrate_command())
+    if args.command == "report":
+        sys.exit(db_commands.report_command(args.module, args.namespace))
     try:
         cfg = runtime_config.load()
     except ConfigError as error:

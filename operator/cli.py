@@ -31,7 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "replicas never tie: kopf pauses every replica of a tied priority)",
     )
     parser.add_argument(
-        "--liveness", metavar="URL", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
+        "--liveness",
+        metavar="URL",
+        help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",
     )
     parser.add_argument(
         "--metrics-bind",
@@ -39,7 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="HOST:PORT",
         help="serve the operator's Prometheus metrics here ('' to disable)",
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     parser.add_argument("--log-format", default="json", choices=["json", "plain"])
     args = parser.parse_args(argv)
     if args.priority is None:
@@ -60,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.metrics_bind:
         host, _, port = args.metrics_bind.rpartition(":")
         # prometheus_client serves from its own thread: the event loop never waits on it.
-        prometheus_client.disable_created_metrics()
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
         prometheus_client.start_http_server(int(port), addr=host or "0.0.0.0")
     asyncio.run(
         kopf.operator(

@@ -45,10 +45,14 @@ def set_condition(
         last_transition_time=since,
         observed_generation=generation,
     )
-    return [updated if c.type == type else c for c in conditions] if previous else [
-        *conditions,
-        updated,
-    ]
+    return (
+        [updated if c.type == type else c for c in conditions]
+        if previous
+        else [
+            *conditions,
+            updated,
+        ]
+    )
 
 
 def get(conditions: list[Condition], type: str) -> Condition | None:

@@ -161,7 +161,7 @@ class Plan:
 def backoff_seconds(health: HealthSpec, restarts_in_window: int) -> float:
     """initial x multiplier^n, capped: the wait before the (n+1)th restart in a window."""
     b = health.backoff
-    delay = Decimal(b.initial_seconds) * b.multiplier ** restarts_in_window
+    delay = Decimal(b.initial_seconds) * b.multiplier**restarts_in_window
     return float(min(delay, Decimal(b.max_seconds)))
 
 
@@ -206,7 +206,9 @@ class _Builder:
             }[state]
             self.event(kind, reason, message)
 
-    def plan(self, phase: Phase, ready: bool, reason: str, message: str, requeue: float | None) -> Plan:
+    def plan(
+        self, phase: Phase, ready: bool, reason: str, message: str, requeue: float | None
+    ) -> Plan:
         self.status.phase = phase
         self.status.message = message
         self.status.observed_generation = self.obs.module.generation
@@ -258,7 +260,9 @@ def _apply_probe(b: _Builder, threshold: int) -> None:
         if probe.cause == "halted" and status.halt is None:
             reason = probe.halt_reason or "unknown"
             status.halt = Halt(reason=reason, message=probe.halt_message, since=b.now_text)
-            text = f"risk halt: {reason}" + (f": {probe.halt_message}" if probe.halt_message else "")
+            text = f"risk halt: {reason}" + (
+                f": {probe.halt_message}" if probe.halt_message else ""
+            )
             b.condition(cond.RISK_HALTED, True, "RiskLimitBreached", text)
             b.event("Warning", "RiskHalted", text + "; no new orders until a person resumes")
         if status.breaker and status.breaker.state == BreakerState.HALF_OPEN:
@@ -389,7 +393,11 @@ def decide(obs: Observation) -> Plan:
         waiting = ", ".join(p.name for p in pods)
         phase = Phase.FAILED if _breaker_open(b) else Phase.PENDING
         return b.plan(
-            phase, False, "WaitingForPodTermination", f"waiting for pod(s) {waiting} to terminate", 2.0
+            phase,
+            False,
+            "WaitingForPodTermination",
+            f"waiting for pod(s) {waiting} to terminate",
+            2.0,
         )
 
     if ours.config_hash != obs.desired_hash:
@@ -415,7 +423,9 @@ def decide(obs: Observation) -> Plan:
     if ours.phase == "Running" and ours.ready:
         if b.status.health in (None, Health.UNKNOWN) and obs.probe is None:
             b.status.health = Health.UNKNOWN
-        return b.plan(Phase.RUNNING, True, "RuntimeReady", f"runtime pod {ours.name} is ready", None)
+        return b.plan(
+            Phase.RUNNING, True, "RuntimeReady", f"runtime pod {ours.name} is ready", None
+        )
 
     return b.plan(
         Phase.PENDING,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -84,18 +85,18 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.index("pods", labels=MANAGED_PODS)
 def pods_by_module(
-    namespace: str, labels: dict[str, str], body: kopf.Body, **_: Any
-) -> dict[tuple[str, str], decisions.PodView]:
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict[tuple[str | None, str], decisions.PodView]:
     return {(namespace, labels.get(LABEL_MODULE_UID, "")): decisions.PodView.from_manifest(body)}
 
 
 @kopf.on.event("pods", labels=MANAGED_PODS)
-def pod_changed(labels: dict[str, str], memo: kopf.Memo, **_: Any) -> None:
+def pod_changed(labels: Mapping[str, str], memo: Any, **_: Any) -> None:
     _runtime(memo).wake(labels.get(LABEL_MODULE_UID, ""))
 
 
 @kopf.on.event(*RESOURCE)
-def module_changed(uid: str, memo: kopf.Memo, **_: Any) -> None:
+def module_changed(uid: str, memo: Any, **_: Any) -> None:
     _runtime(memo).wake(uid)
 
 
@@ -148,9 +149,7 @@ async def _write_status(
     new_doc = _dump(new)
     if old_doc == new_doc:
         return
-    significant = any(
-        old_doc.get(key) != new_doc.get(key) for key in new_doc.keys() - VOLATILE
-    )
+    significant = any(old_doc.get(key) != new_doc.get(key) for key in new_doc.keys() - VOLATILE)
     fresh = time.monotonic() - loop.last_write < rt.settings.status_min_interval_seconds
     if not significant and fresh:
         return
@@ -210,7 +209,7 @@ async def _act(
     module: ModuleRef,
     spec: TradingModuleSpec,
     plan: decisions.Plan,
-    logger: logging.Logger,
+    logger: kopf.Logger,
 ) -> None:
     for action in plan.actions:
         if isinstance(action, decisions.CreatePod):
@@ -219,8 +218,12 @@ async def _act(
                 module, spec, rt.settings, start_halted=action.start_halted
             )
             created = await rt.kube.create_pod(manifest)
-            logger.info("runtime pod %s %s (%s)", manifest["metadata"]["name"],
-                        "created" if created else "already exists", action.reason)
+            logger.info(
+                "runtime pod %s %s (%s)",
+                manifest["metadata"]["name"],
+                "created" if created else "already exists",
+                action.reason,
+            )
         elif isinstance(action, decisions.DeletePod):
             await rt.kube.delete_pod(module.namespace, action.name, action.uid)
             if action.reason in {"PodFailed", "Unhealthy"}:
@@ -238,7 +241,7 @@ async def reconcile(
     body: kopf.Body,
     rt: Runtime,
     pods_by_module: kopf.Index[Any, Any],
-    logger: logging.Logger,
+    logger: kopf.Logger,
     loop: ModuleLoop,
 ) -> float | None:
     """One observe-decide-act pass. Returns seconds until the next pass (None: on event)."""
@@ -284,11 +287,11 @@ async def reconcile(
     return min(delays) if delays else None
 
 
-async def _sleep(waker: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float | None) -> None:
+async def _sleep(waker: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:
     stop = asyncio.ensure_future(stopped.wait())
     wake = asyncio.ensure_future(waker.wait())
     try:
-        await asyncio.wait({stop, wake}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({stop, wake}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.cancel()
         wake.cancel()
@@ -299,11 +302,11 @@ async def run_module(
     stopped: kopf.DaemonStopped,
     body: kopf.Body,
     uid: str,
-    memo: kopf.Memo,
-    pods_by_module: kopf.Index[Any, Any],
-    logger: logging.Logger,
-    **_: Any,
+    memo: Any,
+    logger: kopf.Logger,
+    **kwargs: Any,
 ) -> None:
+    pods_by_module: kopf.Index[Any, Any] = kwargs["pods_by_module"]
     rt = _runtime(memo)
     waker = rt.wakers.setdefault(uid, asyncio.Event())
     loop = ModuleLoop()
@@ -322,13 +325,11 @@ async def run_module(
 
 
 @kopf.on.delete(*RESOURCE)
-async def module_deleted(
-    body: kopf.Body, memo: kopf.Memo, pods_by_module: kopf.Index[Any, Any], **_: Any
-) -> None:
+async def module_deleted(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
     """Remove the runtime pod and wait until it is gone; then the config map."""
     rt = _runtime(memo)
     module = _module_ref(body)
-    pods = list(pods_by_module.get((module.namespace, module.uid), []))
+    pods = list(kwargs["pods_by_module"].get((module.namespace, module.uid), []))
     live = await rt.kube.list_pods(module.namespace, resources.selector(module))
     for pod in live:
         view = decisions.PodView.from_manifest(pod)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from .api import models
 
@@ -50,9 +50,7 @@ class Kube:
 
     async def list_pods(self, namespace: str, selector: dict[str, str]) -> list[Manifest]:
         text = ",".join(f"{k}={v}" for k, v in selector.items())
-        body = await self._json(
-            self._core.list_namespaced_pod, namespace, label_selector=text
-        )
+        body = await self._json(self._core.list_namespaced_pod, namespace, label_selector=text)
         return list(body.get("items") or [])
 
     async def create_pod(self, manifest: Manifest) -> bool:

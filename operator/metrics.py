@@ -40,7 +40,9 @@ class ModulesByState(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
-            "tradeplane_operator_modules", "Modules by phase and health.", labels=["phase", "health"]
+            "tradeplane_operator_modules",
+            "Modules by phase and health.",
+            labels=["phase", "health"],
         )
         for (phase, health), count in sorted(Tally(self.states.values()).items()):
             family.add_metric([phase, health], count)

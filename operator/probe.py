@@ -20,11 +20,11 @@ _HEALTHY = {"ok", "degraded", "halted"}
 
 
 async def probe_runtime(
-    session: aiohttp.ClientSession, url: str, timeout: float, *, now: datetime | None = None
+    session: aiohttp.ClientSession, url: str, limit: float, *, now: datetime | None = None
 ) -> Probe:
     at = now or datetime.now(UTC)
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as answer:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=limit)) as answer:
             if not 200 <= answer.status < 300:
                 return Probe(cause=f"http_{answer.status}", at=at)
             text = await answer.text()

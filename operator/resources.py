@@ -111,7 +111,9 @@ def image_for(spec: models.TradingModuleSpec, settings: OperatorSettings) -> str
     return settings.runtime_image
 
 
-def config_hash(module: ModuleRef, spec: models.TradingModuleSpec, settings: OperatorSettings) -> str:
+def config_hash(
+    module: ModuleRef, spec: models.TradingModuleSpec, settings: OperatorSettings
+) -> str:
     """Everything that, when it changes, needs a new pod. A recorded risk halt is not
     part of it: a pod that halts must not be replaced for having halted."""
     material = {
@@ -204,9 +206,7 @@ def runtime_pod(
             "name": pod_name(module),
             "namespace": module.namespace,
             "labels": labels(module),
-            "annotations": {
-                ANNOTATION_CONFIG_HASH: config_hash(module, spec, settings)
-            },
+            "annotations": {ANNOTATION_CONFIG_HASH: config_hash(module, spec, settings)},
             "ownerReferences": [owner_reference(module)],
         },
         "spec": {

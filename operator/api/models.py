@@ -229,7 +229,9 @@ class ResourcesSpec(ApiModel):
 
 class TradingModuleSpec(ApiModel):
     type: ModuleType = Field(description="Which module to run.")
-    mode: Mode = Field(default=Mode.PAPER, description="paper simulates fills; live signs and sends.")
+    mode: Mode = Field(
+        default=Mode.PAPER, description="paper simulates fills; live signs and sends."
+    )
     enabled: bool = Field(default=True, description="false removes the runtime pod.")
     paused: bool = Field(default=False, description="true keeps the pod but opens no positions.")
     image: str | None = Field(default=None, max_length=512, description="Runtime image.")
@@ -271,12 +273,16 @@ class TradingModuleSpec(ApiModel):
                     "reason": "FieldValueRequired",
                 },
                 {
-                    "rule": _quantity_cmp("self.risk.maxPositionSize", "<=", "self.capital.allocation"),
+                    "rule": _quantity_cmp(
+                        "self.risk.maxPositionSize", "<=", "self.capital.allocation"
+                    ),
                     "message": "risk.maxPositionSize must not exceed capital.allocation",
                     "fieldPath": ".risk.maxPositionSize",
                 },
                 {
-                    "rule": _quantity_cmp("self.risk.maxDailyLoss", "<=", "self.capital.allocation"),
+                    "rule": _quantity_cmp(
+                        "self.risk.maxDailyLoss", "<=", "self.capital.allocation"
+                    ),
                     "message": "risk.maxDailyLoss must not exceed capital.allocation",
                     "fieldPath": ".risk.maxDailyLoss",
                 },

@@ -28,9 +28,11 @@ TESTENV = ROOT / "hack" / "testenv"
 def _kubectl_binary() -> str:
     if os.environ.get("TRADEPLANE_KUBECONFIG") and shutil.which("kubectl"):
         return shutil.which("kubectl") or "kubectl"
-    return subprocess.run(
-        [str(TESTENV), "kubectl"], check=True, capture_output=True, text=True
-    ).stdout.strip().splitlines()[-1]
+    return (
+        subprocess.run([str(TESTENV), "kubectl"], check=True, capture_output=True, text=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +58,9 @@ def kubectl(kubeconfig: Path) -> Kubectl:
     kc = Kubectl(_kubectl_binary(), kubeconfig)
     kc.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kc.run(
-        "wait", "--for=condition=Established", "--timeout=60s",
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
         "crd/tradingmodules.tradeplane.io",
     )
     return kc
@@ -73,7 +77,9 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def standin(kubeconfig: Path, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def standin(
+    kubeconfig: Path, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
     """The kubelet stand-in: runs runtime pods as local processes on 127.0.0.N."""
     from tests.kubelet_standin import start_standin, stop_standin
 
@@ -99,9 +105,17 @@ class OperatorProcess:
         offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(script), *self.args, "--log-level", "DEBUG",
-                 "--metrics-bind", f"127.0.0.1:{self.metrics_port}"],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
+                [
+                    str(script),
+                    *self.args,
+                    "--log-level",
+                    "DEBUG",
+                    "--metrics-bind",
+                    f"127.0.0.1:{self.metrics_port}",
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -169,8 +183,10 @@ def start_operator(
 
     def start(namespace: str, env: dict[str, str] | None = None, *args: str) -> OperatorProcess:
         op = OperatorProcess(
-            kubeconfig, tmp_path / f"operator-{len(started)}.log",
-            ["--namespace", namespace, *args], env or {},
+            kubeconfig,
+            tmp_path / f"operator-{len(started)}.log",
+            ["--namespace", namespace, *args],
+            env or {},
         ).start()
         started.append(op)
         return op

@@ -50,8 +50,16 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     ("wrong type", mutate("spec.type", "stock_picking"), ["spec.type", "Unsupported value"]),
     ("wrong mode", mutate("spec.mode", "yolo"), ["spec.mode"]),
     ("negative capital", mutate("spec.capital.allocation", "-5"), ["spec.capital.allocation"]),
-    ("zero capital", mutate("spec.capital.allocation", "0"), ["spec.capital.allocation", "greater than 0"]),
-    ("capital not a number", mutate("spec.capital.allocation", "lots"), ["spec.capital.allocation"]),
+    (
+        "zero capital",
+        mutate("spec.capital.allocation", "0"),
+        ["spec.capital.allocation", "greater than 0"],
+    ),
+    (
+        "capital not a number",
+        mutate("spec.capital.allocation", "lots"),
+        ["spec.capital.allocation"],
+    ),
     (
         "position larger than allocation",
         mutate("spec.risk.maxPositionSize", "20000"),
@@ -68,10 +76,18 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["spec.walletSecretRef", "required when mode is live"],
     ),
     ("unknown field", mutate("spec.leverageFactor", 3), ["unknown field", "spec.leverageFactor"]),
-    ("percent over 100", mutate("spec.risk.maxDrawdownPercent", 150), ["spec.risk.maxDrawdownPercent"]),
+    (
+        "percent over 100",
+        mutate("spec.risk.maxDrawdownPercent", 150),
+        ["spec.risk.maxDrawdownPercent"],
+    ),
     ("percent below 0", mutate("spec.risk.stopLossPercent", -1), ["spec.risk.stopLossPercent"]),
     ("missing risk", mutate("spec.risk", DELETE), ["spec.risk", "Required value"]),
-    ("zero open positions", mutate("spec.risk.maxOpenPositions", 0), ["spec.risk.maxOpenPositions"]),
+    (
+        "zero open positions",
+        mutate("spec.risk.maxOpenPositions", 0),
+        ["spec.risk.maxOpenPositions"],
+    ),
     ("leverage below 1", mutate("spec.risk.maxLeverage", 0.5), ["spec.risk.maxLeverage"]),
     (
         "custom without entry point",
@@ -91,7 +107,9 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(("doc", "expected"), [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("doc", "expected"), [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_rejected_with_the_field_named(
     kubectl: Kubectl, namespace: str, doc: dict[str, Any], expected: list[str]
 ) -> None:

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.cluster.conftest import OperatorProcess
-from tests.cluster.kubectl import Kubectl, eventually, events, module, runtime_pods, status
+from tests.cluster.kubectl import Kubectl, events, eventually, module, runtime_pods, status
 from tests.cluster.test_reconcile import PodCensus
 
 pytestmark = pytest.mark.cluster
@@ -51,7 +51,11 @@ def manifest(**spec: Any) -> str:
 def running_pod(kubectl: Kubectl, namespace: str) -> dict[str, Any] | None:
     pods = runtime_pods(kubectl, namespace)
     st = status(kubectl, namespace, NAME)
-    if st.get("phase") == "Running" and len(pods) == 1 and not pods[0]["metadata"].get("deletionTimestamp"):
+    if (
+        st.get("phase") == "Running"
+        and len(pods) == 1
+        and not pods[0]["metadata"].get("deletionTimestamp")
+    ):
         return pods[0]
     return None
 
@@ -79,7 +83,10 @@ def census(kubeconfig: Path, namespace: str) -> PodCensus:
 
 
 def test_unresponsive_runtime_is_replaced(
-    kubectl: Kubectl, namespace: str, operator_process: Path, census: PodCensus,
+    kubectl: Kubectl,
+    namespace: str,
+    operator_process: Path,
+    census: PodCensus,
     record_property: Callable[[str, object], None],
 ) -> None:
     kubectl.apply(manifest(), namespace)
@@ -93,7 +100,9 @@ def test_unresponsive_runtime_is_replaced(
         timeout=90,
         what="replacement pod running",
     )
-    record_property("seconds_from_sigstop_to_replacement_running", round(time.monotonic() - stopped_at, 1))
+    record_property(
+        "seconds_from_sigstop_to_replacement_running", round(time.monotonic() - stopped_at, 1)
+    )
     st = status(kubectl, namespace, NAME)
     assert st["restarts"] == 1
     assert census.most == 1, "two runtime pods existed at once"
@@ -125,8 +134,10 @@ def test_crash_loop_trips_the_breaker_and_a_fixed_trial_closes_it(
     # A person fixes the strategy; after the cooldown one trial runs and closes it.
     kubectl.apply(manifest(), namespace)
     eventually(
-        lambda: (s := status(kubectl, namespace, NAME)).get("phase") == "Running"
-        and s.get("breaker", {}).get("state") == "closed",
+        lambda: (
+            (s := status(kubectl, namespace, NAME)).get("phase") == "Running"
+            and s.get("breaker", {}).get("state") == "closed"
+        ),
         timeout=60,
         what="breaker closed after a healthy trial",
     )
@@ -164,13 +175,19 @@ def test_risk_halt_is_kept_across_pod_restarts_until_a_person_resumes(
     assert st["health"] == "Healthy"
     first = runtime_pods(kubectl, namespace)[0]
     time.sleep(FAST_HEALTH["intervalSeconds"] * 3)  # several probes: still not restarted
-    assert [p["metadata"]["uid"] for p in runtime_pods(kubectl, namespace)] == [first["metadata"]["uid"]]
+    assert [p["metadata"]["uid"] for p in runtime_pods(kubectl, namespace)] == [
+        first["metadata"]["uid"]
+    ]
     assert status(kubectl, namespace, NAME)["restarts"] == 0
     assert "RiskHalted" in reasons(kubectl, namespace)
     # The pod goes away; its replacement starts halted.
     kubectl.run("delete", "pod", first["metadata"]["name"], "-n", namespace, "--wait=false")
     second = eventually(
-        lambda: (p := running_pod(kubectl, namespace)) and p["metadata"]["uid"] != first["metadata"]["uid"] and p,
+        lambda: (
+            (p := running_pod(kubectl, namespace))
+            and p["metadata"]["uid"] != first["metadata"]["uid"]
+            and p
+        ),
         timeout=60,
         what="replacement pod",
     )
@@ -180,11 +197,17 @@ def test_risk_halt_is_kept_across_pod_restarts_until_a_person_resumes(
     # A person resumes it.
     kubectl.run("annotate", "tm", NAME, "-n", namespace, "tradeplane.io/resume-halt=alice")
     third = eventually(
-        lambda: (p := running_pod(kubectl, namespace)) and p["metadata"]["uid"] != second["metadata"]["uid"] and p,
+        lambda: (
+            (p := running_pod(kubectl, namespace))
+            and p["metadata"]["uid"] != second["metadata"]["uid"]
+            and p
+        ),
         timeout=60,
         what="pod restarted without the halt",
     )
-    assert "TRADEPLANE_START_HALTED" not in {e["name"] for e in third["spec"]["containers"][0]["env"]}
+    assert "TRADEPLANE_START_HALTED" not in {
+        e["name"] for e in third["spec"]["containers"][0]["env"]
+    }
     after = module(kubectl, namespace, NAME)
     assert after["status"]["lastResume"]["by"] == "alice"
     assert "tradeplane.io/resume-halt" not in (after["metadata"].get("annotations") or {})
@@ -193,7 +216,15 @@ def test_risk_halt_is_kept_across_pod_restarts_until_a_person_resumes(
 
 
 def normalized(summary: dict[str, Any]) -> dict[str, Any]:
-    keys = ["trades", "winRate", "realizedPnl", "unrealizedPnl", "profitFactor", "maxDrawdown", "capitalInUse"]
+    keys = [
+        "trades",
+        "winRate",
+        "realizedPnl",
+        "unrealizedPnl",
+        "profitFactor",
+        "maxDrawdown",
+        "capitalInUse",
+    ]
     return {k: summary.get(k) for k in keys}
 
 
@@ -201,7 +232,12 @@ def test_status_and_printer_columns_match_the_runtime(
     kubectl: Kubectl, namespace: str, operator_process: Path
 ) -> None:
     strategy = HALTING_STRATEGY | {"bandPercent": 0.2}
-    kubectl.apply(manifest(strategy=strategy, marketData={"seed": 5, "stepSeconds": 1, "volatilityPercent": 1}), namespace)
+    kubectl.apply(
+        manifest(
+            strategy=strategy, marketData={"seed": 5, "stepSeconds": 1, "volatilityPercent": 1}
+        ),
+        namespace,
+    )
     pod = eventually(lambda: running_pod(kubectl, namespace), timeout=60, what="running pod")
 
     def agree() -> dict[str, Any] | None:
@@ -223,7 +259,9 @@ def test_status_and_printer_columns_match_the_runtime(
 
 
 def test_operator_killed_between_delete_and_create_leaves_one_pod(
-    kubectl: Kubectl, own_namespace: str, start_operator: Callable[..., OperatorProcess],
+    kubectl: Kubectl,
+    own_namespace: str,
+    start_operator: Callable[..., OperatorProcess],
     kubeconfig: Path,
 ) -> None:
     namespace = own_namespace
@@ -237,18 +275,35 @@ def test_operator_killed_between_delete_and_create_leaves_one_pod(
     sizes = ["900", "1100"]
     for i in range(10):
         kubectl.run(
-            "patch", "tm", NAME, "-n", namespace, "--type=merge",
-            "-p", json.dumps({"spec": {"risk": {"maxPositionSize": sizes[i % 2]}}}),
+            "patch",
+            "tm",
+            NAME,
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"risk": {"maxPositionSize": sizes[i % 2]}}}),
         )
         time.sleep(rng.uniform(0.0, 2.5))  # somewhere in delete -> wait -> create
         op.kill()
-        assert len([p for p in runtime_pods(kubectl, namespace) if not p["metadata"].get("deletionTimestamp")]) <= 1
+        assert (
+            len(
+                [
+                    p
+                    for p in runtime_pods(kubectl, namespace)
+                    if not p["metadata"].get("deletionTimestamp")
+                ]
+            )
+            <= 1
+        )
         op.start()
         eventually(
-            lambda: (p := running_pod(kubectl, namespace))
-            and status(kubectl, namespace, NAME).get("observedGeneration")
-            == module(kubectl, namespace, NAME)["metadata"]["generation"]
-            and p,
+            lambda: (
+                (p := running_pod(kubectl, namespace))
+                and status(kubectl, namespace, NAME).get("observedGeneration")
+                == module(kubectl, namespace, NAME)["metadata"]["generation"]
+                and p
+            ),
             timeout=60,
             what=f"one running pod after kill {i + 1}",
         )

@@ -61,7 +61,9 @@ def test_steady_state_writes_at_most_one_per_module_per_minute(
     start_operator(own_namespace)  # default settings: status volatile fields every 60s
     names = [f"m{i}" for i in range(modules)]
     for name in names:
-        kubectl.apply(named(name, health={"intervalSeconds": 5, "timeoutSeconds": 2}), own_namespace)
+        kubectl.apply(
+            named(name, health={"intervalSeconds": 5, "timeoutSeconds": 2}), own_namespace
+        )
 
     def settled() -> bool:
         items = kubectl.json("get", "tm", "-n", own_namespace)["items"]
@@ -72,8 +74,10 @@ def test_steady_state_writes_at_most_one_per_module_per_minute(
     eventually(settled, timeout=180, interval=1, what="all modules running and healthy")
     # Nothing else in the cluster may write meanwhile: other tests' modules are gone.
     eventually(
-        lambda: {i["metadata"]["namespace"] for i in kubectl.json("get", "tm", "-A")["items"]}
-        == {own_namespace},
+        lambda: (
+            {i["metadata"]["namespace"] for i in kubectl.json("get", "tm", "-A")["items"]}
+            == {own_namespace}
+        ),
         timeout=120,
         what="no other modules in the cluster",
     )
@@ -84,7 +88,9 @@ def test_steady_state_writes_at_most_one_per_module_per_minute(
     minutes = (time.monotonic() - started) / 60
     per_module_per_minute = writes / modules / minutes
     record_property("api_writes_per_module_per_minute", round(per_module_per_minute, 3))
-    assert per_module_per_minute <= 1.0, f"{writes} writes for {modules} modules in {minutes:.2f} min"
+    assert per_module_per_minute <= 1.0, (
+        f"{writes} writes for {modules} modules in {minutes:.2f} min"
+    )
     # and the status is still being kept current: probes are running.
     assert all(status(kubectl, own_namespace, n).get("lastProbeTime") for n in names)
 
@@ -120,7 +126,9 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
     kubectl.run("apply", "-f", str(ROOT / "charts/tradeplane/crds/kopfpeerings.yaml"))
     kubectl.run("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev", "--timeout=60s")
     kubectl.apply(
-        yaml.safe_dump({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "tradeplane"}}),
+        yaml.safe_dump(
+            {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "tradeplane"}}
+        ),
         own_namespace,
     )
     census = PodCensus(kubeconfig, own_namespace)
@@ -146,18 +154,28 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
     active.kill()
     killed = time.monotonic()
     kubectl.run(
-        "patch", "tm", "dex", "-n", own_namespace, "--type=merge",
-        "-p", json.dumps({"spec": {"risk": {"maxPositionSize": "1234"}}}),
+        "patch",
+        "tm",
+        "dex",
+        "-n",
+        own_namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"risk": {"maxPositionSize": "1234"}}}),
     )
 
     def applied() -> bool:
         pods = runtime_pods(kubectl, own_namespace)
         st = status(kubectl, own_namespace, "dex")
         gen = kubectl.json("get", "tm", "dex", "-n", own_namespace)["metadata"]["generation"]
-        return len(pods) == 1 and st.get("phase") == "Running" and st.get("observedGeneration") == gen
+        return (
+            len(pods) == 1 and st.get("phase") == "Running" and st.get("observedGeneration") == gen
+        )
 
     eventually(applied, timeout=120, interval=0.5, what="the standby applies the change")
-    record_property("seconds_from_active_killed_to_change_applied", round(time.monotonic() - killed, 1))
+    record_property(
+        "seconds_from_active_killed_to_change_applied", round(time.monotonic() - killed, 1)
+    )
     assert "Resuming operations" in standby.log.read_text()
     census.stop()
     assert census.most == 1

@@ -115,7 +115,11 @@ def test_sample_yields_one_owned_pod_and_running(
 ) -> None:
     tm = module(kubectl, namespace)
     owner = running["metadata"]["ownerReferences"][0]
-    assert (owner["kind"], owner["uid"], owner["controller"]) == ("TradingModule", tm["metadata"]["uid"], True)
+    assert (owner["kind"], owner["uid"], owner["controller"]) == (
+        "TradingModule",
+        tm["metadata"]["uid"],
+        True,
+    )
     assert running["metadata"]["name"] == POD
     status = tm["status"]
     assert status["podName"] == POD
@@ -150,8 +154,14 @@ def test_spec_change_replaces_the_pod_without_overlap(
 ) -> None:
     old_uid = running["metadata"]["uid"]
     kubectl.run(
-        "patch", "tm", "dex-trading", "-n", namespace, "--type=merge",
-        "-p", json.dumps({"spec": {"risk": {"maxPositionSize": "1500"}}}),
+        "patch",
+        "tm",
+        "dex-trading",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"risk": {"maxPositionSize": "1500"}}}),
     )
 
     def replaced() -> bool:
@@ -173,12 +183,21 @@ def test_health_settings_change_keeps_the_pod(
     kubectl: Kubectl, namespace: str, running: dict[str, Any], census: PodCensus
 ) -> None:
     kubectl.run(
-        "patch", "tm", "dex-trading", "-n", namespace, "--type=merge",
-        "-p", json.dumps({"spec": {"health": {"intervalSeconds": 7}}}),
+        "patch",
+        "tm",
+        "dex-trading",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"health": {"intervalSeconds": 7}}}),
     )
     tm = eventually(
-        lambda: (m := module(kubectl, namespace))["status"]["observedGeneration"]
-        == m["metadata"]["generation"] and m,
+        lambda: (
+            (m := module(kubectl, namespace))["status"]["observedGeneration"]
+            == m["metadata"]["generation"]
+            and m
+        ),
         what="status observes the new generation",
     )
     assert tm["status"]["phase"] == "Running"
@@ -190,10 +209,28 @@ def test_health_settings_change_keeps_the_pod(
 def test_disable_removes_the_pod_and_enable_restores_it(
     kubectl: Kubectl, namespace: str, running: dict[str, Any], census: PodCensus
 ) -> None:
-    kubectl.run("patch", "tm", "dex-trading", "-n", namespace, "--type=merge", "-p", '{"spec":{"enabled":false}}')
+    kubectl.run(
+        "patch",
+        "tm",
+        "dex-trading",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"enabled":false}}',
+    )
     eventually(lambda: not runtime_pods(kubectl, namespace), timeout=60, what="pod removed")
     assert phase(kubectl, namespace) == "Disabled"
-    kubectl.run("patch", "tm", "dex-trading", "-n", namespace, "--type=merge", "-p", '{"spec":{"enabled":true}}')
+    kubectl.run(
+        "patch",
+        "tm",
+        "dex-trading",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"enabled":true}}',
+    )
     eventually(lambda: phase(kubectl, namespace) == "Running", timeout=60, what="running again")
     assert census.most == 1
 
@@ -203,7 +240,16 @@ def test_delete_leaves_nothing_behind(
 ) -> None:
     kubectl.run("delete", "tm", "dex-trading", "-n", namespace, "--timeout=60s")
     assert not runtime_pods(kubectl, namespace)
-    left = kubectl.run("get", "configmaps,pods", "-n", namespace, "-l", "app.kubernetes.io/managed-by=tradeplane-operator", "-o", "name").stdout
+    left = kubectl.run(
+        "get",
+        "configmaps,pods",
+        "-n",
+        namespace,
+        "-l",
+        "app.kubernetes.io/managed-by=tradeplane-operator",
+        "-o",
+        "name",
+    ).stdout
     assert left.strip() == ""
 
 
@@ -211,14 +257,25 @@ def test_wallet_key_reaches_only_the_runtime(
     kubectl: Kubectl, namespace: str, operator_process: Path, standin: Path
 ) -> None:
     key = "0x" + "5eed" * 16
-    kubectl.run("create", "secret", "generic", "dex-wallet", "-n", namespace, f"--from-literal=private-key={key}")
+    kubectl.run(
+        "create",
+        "secret",
+        "generic",
+        "dex-wallet",
+        "-n",
+        namespace,
+        f"--from-literal=private-key={key}",
+    )
     doc = yaml.safe_load(SAMPLE.read_text())
     doc["spec"]["walletSecretRef"] = {"name": "dex-wallet", "key": "private-key"}
     kubectl.apply(yaml.safe_dump(doc), namespace)
     eventually(lambda: phase(kubectl, namespace) == "Running", timeout=60, what="phase Running")
     pod = runtime_pods(kubectl, namespace)[0]
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
-    assert env["TRADEPLANE_WALLET_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "dex-wallet", "key": "private-key"}
+    assert env["TRADEPLANE_WALLET_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "dex-wallet",
+        "key": "private-key",
+    }
     everything = "\n".join(
         [
             json.dumps(module(kubectl, namespace)),

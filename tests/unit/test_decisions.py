@@ -7,7 +7,6 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tradeplane_operator import resources
 from tradeplane_operator.api.models import (
     BreakerState,
@@ -207,7 +206,9 @@ def test_backoff_grows_exponentially_to_the_cap() -> None:
     assert [backoff_seconds(health, n) for n in range(5)] == [2, 4, 8, 10, 10]
 
 
-def crash_loop(status: TradingModuleStatus, now: datetime) -> tuple[TradingModuleStatus, datetime, bool]:
+def crash_loop(
+    status: TradingModuleStatus, now: datetime
+) -> tuple[TradingModuleStatus, datetime, bool]:
     """One crash: the pod fails, is deleted, and (after its backoff) recreated or not."""
     plan = decide(observe([pod(phase="Failed", ready=False)], status=status, now=now))
     status = plan.status
@@ -248,7 +249,9 @@ def test_half_open_trial_closes_when_healthy() -> None:
     trial = decide(observe([], status=waiting.status, now=now + timedelta(seconds=61)))
     assert trial.actions == (CreatePod("PodFailed, trial"),)
     assert trial.status.breaker is not None and trial.status.breaker.state == BreakerState.HALF_OPEN
-    healthy = decide(observe([pod()], status=trial.status, now=now + timedelta(seconds=70), probe=ok()))
+    healthy = decide(
+        observe([pod()], status=trial.status, now=now + timedelta(seconds=70), probe=ok())
+    )
     assert healthy.status.breaker is not None
     assert healthy.status.breaker.state == BreakerState.CLOSED
     assert healthy.status.recent_restarts == []
@@ -259,16 +262,29 @@ def test_half_open_trial_closes_when_healthy() -> None:
 def test_half_open_trial_that_fails_opens_again() -> None:
     status, now = open_breaker()
     trial = decide(observe([], status=status, now=now + timedelta(seconds=61)))
-    crashed = decide(observe([pod(phase="Failed", ready=False)], status=trial.status, now=now + timedelta(seconds=65)))
+    crashed = decide(
+        observe(
+            [pod(phase="Failed", ready=False)], status=trial.status, now=now + timedelta(seconds=65)
+        )
+    )
     reopened = decide(observe([], status=crashed.status, now=now + timedelta(seconds=70)))
     assert reopened.actions == ()
-    assert reopened.status.breaker is not None and reopened.status.breaker.state == BreakerState.OPEN
+    assert (
+        reopened.status.breaker is not None and reopened.status.breaker.state == BreakerState.OPEN
+    )
     assert reopened.status.phase == Phase.FAILED
 
 
 def test_reset_annotation_closes_the_breaker() -> None:
     status, now = open_breaker()
-    plan = decide(observe([], status=status, now=now + timedelta(seconds=1), annotations={ANNOTATION_RESET_BREAKER: "alice"}))
+    plan = decide(
+        observe(
+            [],
+            status=status,
+            now=now + timedelta(seconds=1),
+            annotations={ANNOTATION_RESET_BREAKER: "alice"},
+        )
+    )
     assert RemoveAnnotation(ANNOTATION_RESET_BREAKER) in plan.actions
     assert plan.status.breaker is not None and plan.status.breaker.state == BreakerState.CLOSED
     assert any("reset by alice" in e.message for e in plan.events)
@@ -297,7 +313,9 @@ def test_new_pod_starts_halted_until_a_person_resumes() -> None:
     crashed = decide(observe([pod(phase="Failed", ready=False)], status=status))
     later = decide(observe([], status=crashed.status, now=NOW + timedelta(seconds=5)))
     assert later.actions == (CreatePod("PodFailed", start_halted="max_daily_loss"),)
-    resumed = decide(observe([pod(uid="p-2")], status=later.status, annotations={ANNOTATION_RESUME: "bob"}))
+    resumed = decide(
+        observe([pod(uid="p-2")], status=later.status, annotations={ANNOTATION_RESUME: "bob"})
+    )
     assert RemoveAnnotation(ANNOTATION_RESUME) in resumed.actions
     assert DeletePod(POD, "p-2", "Resumed") in resumed.actions
     assert resumed.status.halt is None
@@ -318,8 +336,20 @@ def test_metrics_are_copied_from_the_probe() -> None:
 
 
 events = st.sampled_from(
-    ["tick", "pod_ready", "pod_fails", "pod_gone", "probe_ok", "probe_fail", "probe_halt",
-     "spec_change", "disable", "enable", "resume", "reset"]
+    [
+        "tick",
+        "pod_ready",
+        "pod_fails",
+        "pod_gone",
+        "probe_ok",
+        "probe_fail",
+        "probe_halt",
+        "spec_change",
+        "disable",
+        "enable",
+        "resume",
+        "reset",
+    ]
 )
 
 
@@ -335,7 +365,9 @@ def test_never_two_pods_and_never_create_while_one_exists(history: list[str]) ->
         probe = None
         annotations: dict[str, str] = {}
         if event == "pod_ready" and pods and not pods[0].deleting:
-            pods = [PodView(POD, pods[0].uid, "Running", True, False, pods[0].config_hash, "127.0.0.2")]
+            pods = [
+                PodView(POD, pods[0].uid, "Running", True, False, pods[0].config_hash, "127.0.0.2")
+            ]
         elif event == "pod_fails" and pods and not pods[0].deleting:
             pods = [PodView(POD, pods[0].uid, "Failed", False, False, pods[0].config_hash)]
         elif event == "pod_gone" and pods and pods[0].deleting:
@@ -354,7 +386,9 @@ def test_never_two_pods_and_never_create_while_one_exists(history: list[str]) ->
             annotations = {ANNOTATION_RESUME: "p"}
         elif event == "reset":
             annotations = {ANNOTATION_RESET_BREAKER: "p"}
-        obs = Observation(MODULE, spec(enabled=enabled), status, pods, desired, now, POD, probe, annotations)
+        obs = Observation(
+            MODULE, spec(enabled=enabled), status, pods, desired, now, POD, probe, annotations
+        )
         plan = decide(obs)
         creates = [a for a in plan.actions if isinstance(a, CreatePod)]
         assert len(creates) <= 1
@@ -363,7 +397,12 @@ def test_never_two_pods_and_never_create_while_one_exists(history: list[str]) ->
         for action in plan.actions:
             if isinstance(action, DeletePod):
                 assert any(p.uid == action.uid for p in pods)
-                pods = [p if p.uid != action.uid else PodView(p.name, p.uid, p.phase, p.ready, True, p.config_hash) for p in pods]
+                pods = [
+                    p
+                    if p.uid != action.uid
+                    else PodView(p.name, p.uid, p.phase, p.ready, True, p.config_hash)
+                    for p in pods
+                ]
         if creates:
             serial += 1
             pods = [PodView(POD, f"p-{serial}", "Pending", False, False, desired)]
