@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from module_runtime.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 # pg_advisory_lock(int, int) keys: the first says "tradeplane", the second what is locked.
@@ -39,8 +41,9 @@ CREATE TABLE IF NOT EXISTS schema_version (
 """
 
 
-class SchemaError(Exception):
-    """The database schema does not fit this runtime; the message says what to do."""
+class SchemaError(ConfigError):
+    """The database schema does not fit this runtime; the message says what to do. A
+    `ConfigError`: the runtime refuses to start with it (exit 2), it is not retried."""
 
 
 @dataclass(frozen=True, slots=True)
