@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+
 from tradeplane_operator.api.models import TradingModule
 
 # Environment variables set on every runtime pod by the operator (see

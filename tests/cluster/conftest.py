@@ -79,8 +79,14 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def standin(
     kubeconfig: Path, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    """The kubelet stand-in: runs runtime pods as local processes on 127.0.0.N."""
+) -> Iterator[Path | None]:
+    """The kubelet stand-in: runs runtime pods as local processes on 127.0.0.N.
+
+    None on an external cluster (TRADEPLANE_KUBECONFIG), whose own kubelets run the pods.
+    """
+    if os.environ.get("TRADEPLANE_KUBECONFIG"):
+        yield None
+        return
     from tests.kubelet_standin import start_standin, stop_standin
 
     state = tmp_path_factory.mktemp("standin")
@@ -89,6 +95,14 @@ def standin(
         yield state
     finally:
         stop_standin(proc)
+
+
+@pytest.fixture
+def local_pods(standin: Path | None) -> Path:
+    """For tests that reach into a runtime process (signals, its log file)."""
+    if standin is None:
+        pytest.skip("needs the kubelet stand-in (pods as local processes)")
+    return standin
 
 
 class OperatorProcess:
@@ -151,7 +165,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def operator_process(
-    kubeconfig: Path, kubectl: Kubectl, standin: Path, tmp_path_factory: pytest.TempPathFactory
+    kubeconfig: Path,
+    kubectl: Kubectl,
+    standin: Path | None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Path]:
     """One operator for the tests' namespaces (t-*); tests that kill or measure an
     operator start their own for a namespace of their own (`start_operator`)."""
@@ -177,7 +194,7 @@ def own_namespace(kubectl: Kubectl) -> Iterator[str]:
 
 @pytest.fixture
 def start_operator(
-    kubeconfig: Path, standin: Path, tmp_path: Path
+    kubeconfig: Path, standin: Path | None, tmp_path: Path
 ) -> Iterator[Callable[..., OperatorProcess]]:
     started: list[OperatorProcess] = []
 

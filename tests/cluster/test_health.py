@@ -86,6 +86,7 @@ def test_unresponsive_runtime_is_replaced(
     kubectl: Kubectl,
     namespace: str,
     operator_process: Path,
+    local_pods: Path,
     census: PodCensus,
     record_property: Callable[[str, object], None],
 ) -> None:

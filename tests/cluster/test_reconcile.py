@@ -254,7 +254,7 @@ def test_delete_leaves_nothing_behind(
 
 
 def test_wallet_key_reaches_only_the_runtime(
-    kubectl: Kubectl, namespace: str, operator_process: Path, standin: Path
+    kubectl: Kubectl, namespace: str, operator_process: Path, local_pods: Path
 ) -> None:
     key = "0x" + "5eed" * 16
     kubectl.run(
@@ -282,7 +282,7 @@ def test_wallet_key_reaches_only_the_runtime(
             json.dumps(pod),
             kubectl.run("get", "events", "-n", namespace, "-o", "json").stdout,
             operator_process.read_text(),
-            *(p.read_text() for p in standin.rglob("container.log")),
+            *(p.read_text() for p in local_pods.rglob("container.log")),
         ]
     )
     assert key not in everything

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from tradeplane_operator.api import crd
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "tradingmodules.yaml"

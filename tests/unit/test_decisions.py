@@ -7,6 +7,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tradeplane_operator import resources
 from tradeplane_operator.api.models import (
     BreakerState,
