@@ -98,8 +98,8 @@ async def test_the_metrics_snapshot_is_the_ledger_summary(
     assert derived.trades >= 2 and derived.wins >= 1 and derived.losses >= 1
     row = await db.fetchrow("SELECT * FROM module_metrics ORDER BY id DESC LIMIT 1")
     expected = metrics_row(derived, halted=halted, open_orders=0)
-    columns = ("trades", "wins", "losses", "realized_pnl", "unrealized_pnl", "capital_in_use")
-    columns += ("max_drawdown", "win_rate", "profit_factor", "halted", "open_orders")
+    columns = ["trades", "wins", "losses", "realized_pnl", "unrealized_pnl", "capital_in_use"]
+    columns += ["max_drawdown", "win_rate", "profit_factor", "halted", "open_orders"]
     for column in columns:
         assert row[column] == expected[column], column
     assert json.loads(row["stats"]) == derived.as_json()
