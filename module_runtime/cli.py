@@ -23,6 +23,13 @@ from datetime import timedelta
 
 from module_runtime import config as runtime_config
 from module_runtime import logs
+from module_runtime.chain.market import (
+    PoolMarket,
+    chain_market,
+    module_venues,
+    pool_broker,
+    simulated_market,
+)
 from module_runtime.clock import Clock, SystemClock
 from module_runtime.config import ConfigError, RuntimeConfig
 from module_runtime.db import commands as db_commands
@@ -30,6 +37,7 @@ from module_runtime.db.runtime import ledger_for, persistence_for
 from module_runtime.host import ModuleHost
 from module_runtime.market_data import MarketData
 from module_runtime.modules.base import InvalidStrategyParams
+from module_runtime.modules.registry import module_class_for, module_name
 from module_runtime.server import serve
 from module_runtime.synthetic_market import RandomWalkMarket
 
@@ -39,14 +47,35 @@ EXIT_INVALID_CONFIG = 2
 
 
 def build_market(cfg: RuntimeConfig, clock: Clock) -> MarketData:
-    market = cfg.module.spec.market_data
+    """Synthetic: the random walk, or simulated pools for modules that trade pools
+    (arbitrage, liquidity_provision). evm: the module's pools on the node at rpcUrl."""
+    spec = cfg.module.spec
+    market = spec.market_data
+    venues = module_venues(module_class_for(spec), spec)  # [] for modules without pools
+    step = timedelta(seconds=market.step_seconds)
     if market.source == "synthetic":
+        if venues:
+            return simulated_market(
+                venues,
+                clock=clock,
+                seed=market.seed,
+                start_price=market.start_price,
+                volatility_percent=market.volatility_percent,
+                step=step,
+            )
         return RandomWalkMarket(
             clock,
             seed=market.seed,
             start_price=market.start_price,
             volatility_percent=market.volatility_percent,
-            step=timedelta(seconds=market.step_seconds),
+            step=step,
+        )
+    if market.source == "evm" and venues and market.rpc_url:
+        return chain_market(market.rpc_url, venues)
+    if market.source == "evm":
+        raise ConfigError(
+            "spec.marketData.source evm needs spec.marketData.rpcUrl and a module that trades "
+            f"pools (dex_trading, arbitrage, liquidity_provision), not {module_name(spec)!r}"
         )
     raise ConfigError(f"spec.marketData.source {market.source.value!r} is not supported yet")
 
@@ -54,15 +83,27 @@ def build_market(cfg: RuntimeConfig, clock: Clock) -> MarketData:
 def build_host(cfg: RuntimeConfig) -> ModuleHost:
     clock = SystemClock()
     try:
-        return ModuleHost(
-            cfg.module.spec,
+        spec = cfg.module.spec
+        market = build_market(cfg, clock)
+        broker = None
+        if isinstance(market, PoolMarket):  # pools: paper fills at the pool's exact quote
+            broker = pool_broker(
+                market, live=spec.mode == "live", wallet_key=cfg.wallet_key, clock=clock
+            )
+        host = ModuleHost(
+            spec,
             name=cfg.name,
             namespace=cfg.namespace,
-            market=build_market(cfg, clock),
+            market=market,
             clock=clock,
+            broker=broker,
             start_halted=cfg.start_halted,
             ledger=ledger_for(cfg),  # PostgreSQL when TRADEPLANE_DATABASE_URL is set
         )
+        collectors = getattr(host.module, "metric_collectors", None)  # e.g. LP fees and IL
+        for collector in collectors(host.metrics.labels) if collectors else ():
+            host.registry.register(collector)
+        return host
     except (InvalidStrategyParams, ValueError, LookupError) as error:
         raise ConfigError(str(error)) from None
 
