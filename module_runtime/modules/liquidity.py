@@ -116,11 +116,13 @@ class LpAccount:
 
     @property
     def fees_earned(self) -> Decimal:
-        return self.fees_closed + self.fees_open
+        with localcontext(ACCOUNTING_CONTEXT):
+            return self.fees_closed + self.fees_open
 
     @property
     def impermanent_loss(self) -> Decimal:
-        return self.loss_closed + self.loss_open
+        with localcontext(ACCOUNTING_CONTEXT):
+            return self.loss_closed + self.loss_open
 
     def split(self, value: Decimal, price: Decimal) -> tuple[Decimal, Decimal]:
         """(fees, impermanent loss) of the open deposit, were it worth `value` at `price`."""
@@ -144,8 +146,9 @@ class LpAccount:
         if self.deposit is None:
             return
         fees, loss = self.split(receipt.value, receipt.state.mid)
-        self.fees_closed += fees
-        self.loss_closed += loss
+        with localcontext(ACCOUNTING_CONTEXT):
+            self.fees_closed += fees
+            self.loss_closed += loss
         self.deposit = None
         self.fees_open = self.loss_open = ZERO
 
