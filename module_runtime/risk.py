@@ -30,10 +30,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
 
-from tradeplane_operator.api.models import CapitalSpec, RiskSpec
-
 from module_runtime.orders import Order, Side
 from module_runtime.positions import ACCOUNTING_CONTEXT, ClosedTrade, Position, PositionKey
+from tradeplane_operator.api.models import CapitalSpec, RiskSpec
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)

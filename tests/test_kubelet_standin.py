@@ -40,10 +40,13 @@ def test_expand_follows_kubernetes_rules() -> None:
 
 
 def test_path_translation_longest_mount_wins() -> None:
-    container = {"volumeMounts": [
-        {"name": "cfg", "mountPath": "/etc/app"},
-        {"name": "sec", "mountPath": "/etc/app/secret/"},
-        {"name": "one", "mountPath": "/etc/one.json", "subPath": "x/one.json"}]}
+    container = {
+        "volumeMounts": [
+            {"name": "cfg", "mountPath": "/etc/app"},
+            {"name": "sec", "mountPath": "/etc/app/secret/"},
+            {"name": "one", "mountPath": "/etc/one.json", "subPath": "x/one.json"},
+        ]
+    }
     dirs = {n: Path(f"/state/volumes/{n}") for n in ("cfg", "sec", "one")}
     translate = path_translator(container, dirs)
     assert translate("/etc/app/module.json") == "/state/volumes/cfg/module.json"
@@ -59,8 +62,10 @@ def test_path_translation_longest_mount_wins() -> None:
 def kubeconfig() -> str:
     path = os.environ.get("TRADEPLANE_KUBECONFIG")
     if not path:
-        pytest.skip("TRADEPLANE_KUBECONFIG is not set: start a control plane with "
-                    "`hack/testenv up DIR` and export TRADEPLANE_KUBECONFIG=DIR/kubeconfig")
+        pytest.skip(
+            "TRADEPLANE_KUBECONFIG is not set: start a control plane with "
+            "`hack/testenv up DIR` and export TRADEPLANE_KUBECONFIG=DIR/kubeconfig"
+        )
     return path
 
 
@@ -99,8 +104,13 @@ class Standin:
             self.proc.wait()
         else:
             stop_standin(self.proc)
-        self.proc = start_standin(self.kubeconfig, self.state_dir, node_name=NODE,
-                                  namespaces=[self.namespace], first_ip=200)
+        self.proc = start_standin(
+            self.kubeconfig,
+            self.state_dir,
+            node_name=NODE,
+            namespaces=[self.namespace],
+            first_ip=200,
+        )
 
     def log_of(self, pod: dict[str, Any]) -> str:
         meta = pod["metadata"]
@@ -112,8 +122,7 @@ class Standin:
 @pytest.fixture
 def standin(kubeconfig: str, namespace: str, tmp_path: Path) -> Iterator[Standin]:
     state = tmp_path / "standin"
-    proc = start_standin(kubeconfig, state, node_name=NODE, namespaces=[namespace],
-                         first_ip=200)
+    proc = start_standin(kubeconfig, state, node_name=NODE, namespaces=[namespace], first_ip=200)
     handle = Standin(proc, state, kubeconfig, namespace)
     yield handle
     assert stop_standin(handle.proc) == 0
@@ -140,13 +149,20 @@ def read_pod(core: client.CoreV1Api, ns: str, name: str) -> dict[str, Any] | Non
         raise
 
 
-def create_pod(core: client.CoreV1Api, ns: str, name: str, container: dict[str, Any],
-               **spec: Any) -> dict[str, Any]:
+def create_pod(
+    core: client.CoreV1Api, ns: str, name: str, container: dict[str, Any], **spec: Any
+) -> dict[str, Any]:
     # nodeSelector: a stand-in for another Node (a shared one) must leave it alone.
-    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"containers": [{"name": "main", "image": "ignored.example/none:1",
-                                     **container}],
-                     "nodeSelector": {"kubernetes.io/hostname": NODE}, **spec}}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "containers": [{"name": "main", "image": "ignored.example/none:1", **container}],
+            "nodeSelector": {"kubernetes.io/hostname": NODE},
+            **spec,
+        },
+    }
     return raw(core.create_namespaced_pod, ns, body)
 
 
@@ -189,15 +205,23 @@ http.server.ThreadingHTTPServer(
 # -- cluster tests ----------------------------------------------------------------------
 @cluster
 def test_http_pod_is_bound_running_ready_and_serves(
-        core: client.CoreV1Api, namespace: str, standin: Standin) -> None:
-    create_pod(core, namespace, "web", {
-        "command": [sys.executable, "-m", "http.server"],
-        "args": ["--bind", "$(TRADEPLANE_LISTEN_ADDRESS)", "8080"],
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
-    })
-    pod = wait_for("pod web Ready", lambda: (p := read_pod(core, namespace, "web"))
-                   and condition(p, "Ready") == "True" and p)
+    core: client.CoreV1Api, namespace: str, standin: Standin
+) -> None:
+    create_pod(
+        core,
+        namespace,
+        "web",
+        {
+            "command": [sys.executable, "-m", "http.server"],
+            "args": ["--bind", "$(TRADEPLANE_LISTEN_ADDRESS)", "8080"],
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
+        },
+    )
+    pod = wait_for(
+        "pod web Ready",
+        lambda: (p := read_pod(core, namespace, "web")) and condition(p, "Ready") == "True" and p,
+    )
     status = pod["status"]
     assert pod["spec"]["nodeName"] == NODE
     assert status["phase"] == "Running"
@@ -214,22 +238,44 @@ def test_http_pod_is_bound_running_ready_and_serves(
 
 @cluster
 def test_volume_secret_env_and_graceful_delete(
-        core: client.CoreV1Api, namespace: str, standin: Standin) -> None:
-    core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="greeting"), data={"text": "hello from a configmap"}))
-    core.create_namespaced_secret(namespace, client.V1Secret(
-        metadata=client.V1ObjectMeta(name="api"), string_data={"key": "s3cr3t"}))
-    created = create_pod(core, namespace, "server", {
-        "command": [sys.executable, "-c", SERVER, "$(TRADEPLANE_LISTEN_ADDRESS)", "8080"],
-        "env": [{"name": "GREETING_FILE", "value": "/etc/greeting/hello.txt"},
-                {"name": "API_KEY",
-                 "valueFrom": {"secretKeyRef": {"name": "api", "key": "key"}}}],
-        "volumeMounts": [{"name": "greeting", "mountPath": "/etc/greeting", "readOnly": True}],
-        "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
-    }, volumes=[{"name": "greeting", "configMap": {
-        "name": "greeting", "items": [{"key": "text", "path": "hello.txt"}]}}])
-    pod = wait_for("pod server Ready", lambda: (p := read_pod(core, namespace, "server"))
-                   and condition(p, "Ready") == "True" and p)
+    core: client.CoreV1Api, namespace: str, standin: Standin
+) -> None:
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="greeting"), data={"text": "hello from a configmap"}
+        ),
+    )
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="api"), string_data={"key": "s3cr3t"}),
+    )
+    created = create_pod(
+        core,
+        namespace,
+        "server",
+        {
+            "command": [sys.executable, "-c", SERVER, "$(TRADEPLANE_LISTEN_ADDRESS)", "8080"],
+            "env": [
+                {"name": "GREETING_FILE", "value": "/etc/greeting/hello.txt"},
+                {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "api", "key": "key"}}},
+            ],
+            "volumeMounts": [{"name": "greeting", "mountPath": "/etc/greeting", "readOnly": True}],
+            "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+        },
+        volumes=[
+            {
+                "name": "greeting",
+                "configMap": {"name": "greeting", "items": [{"key": "text", "path": "hello.txt"}]},
+            }
+        ],
+    )
+    pod = wait_for(
+        "pod server Ready",
+        lambda: (
+            (p := read_pod(core, namespace, "server")) and condition(p, "Ready") == "True" and p
+        ),
+    )
     log = standin.log_of(created)
     assert "config=hello from a configmap" in log
     assert "secret=s3cr3t" in log
@@ -245,12 +291,25 @@ def test_volume_secret_env_and_graceful_delete(
 
 @cluster
 def test_never_restart_exit_3_is_failed(
-        core: client.CoreV1Api, namespace: str, standin: Standin) -> None:
-    create_pod(core, namespace, "exit3", {
-        "command": [sys.executable, "-c", "import sys; print('bye'); sys.exit(3)"],
-    }, restartPolicy="Never")
-    pod = wait_for("pod exit3 Failed", lambda: (p := read_pod(core, namespace, "exit3"))
-                   and p.get("status", {}).get("phase") == "Failed" and p)
+    core: client.CoreV1Api, namespace: str, standin: Standin
+) -> None:
+    create_pod(
+        core,
+        namespace,
+        "exit3",
+        {
+            "command": [sys.executable, "-c", "import sys; print('bye'); sys.exit(3)"],
+        },
+        restartPolicy="Never",
+    )
+    pod = wait_for(
+        "pod exit3 Failed",
+        lambda: (
+            (p := read_pod(core, namespace, "exit3"))
+            and p.get("status", {}).get("phase") == "Failed"
+            and p
+        ),
+    )
     terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert terminated["exitCode"] == 3
     assert terminated["reason"] == "Error"
@@ -260,11 +319,18 @@ def test_never_restart_exit_3_is_failed(
 
 @cluster
 def test_always_restart_counts_restarts(
-        core: client.CoreV1Api, namespace: str, standin: Standin) -> None:
+    core: client.CoreV1Api, namespace: str, standin: Standin
+) -> None:
     create_pod(core, namespace, "crashy", {"command": ["sh", "-c", "echo run; exit 1"]})
-    pod = wait_for("a restart", lambda: (p := read_pod(core, namespace, "crashy"))
-                   and (p.get("status", {}).get("containerStatuses") or [{}])[0]
-                   .get("restartCount", 0) >= 1 and p)
+    pod = wait_for(
+        "a restart",
+        lambda: (
+            (p := read_pod(core, namespace, "crashy"))
+            and (p.get("status", {}).get("containerStatuses") or [{}])[0].get("restartCount", 0)
+            >= 1
+            and p
+        ),
+    )
     cstatus = pod["status"]["containerStatuses"][0]
     assert cstatus["lastState"]["terminated"]["exitCode"] == 1
     assert pod["status"]["phase"] == "Running"
@@ -272,10 +338,17 @@ def test_always_restart_counts_restarts(
 
 @cluster
 def test_stopping_the_standin_leaves_no_process(
-        core: client.CoreV1Api, namespace: str, standin: Standin) -> None:
+    core: client.CoreV1Api, namespace: str, standin: Standin
+) -> None:
     create_pod(core, namespace, "sleeper", {"command": ["sleep", "600"]})
-    pod = wait_for("pod sleeper Running", lambda: (p := read_pod(core, namespace, "sleeper"))
-                   and p.get("status", {}).get("phase") == "Running" and p)
+    pod = wait_for(
+        "pod sleeper Running",
+        lambda: (
+            (p := read_pod(core, namespace, "sleeper"))
+            and p.get("status", {}).get("phase") == "Running"
+            and p
+        ),
+    )
     pid = pid_of(pod)
     assert alive(pid)
     assert stop_standin(standin.proc) == 0
@@ -284,7 +357,8 @@ def test_stopping_the_standin_leaves_no_process(
 
 @cluster
 def test_restarted_standin_recovers_its_pods(
-        core: client.CoreV1Api, namespace: str, standin: Standin) -> None:
+    core: client.CoreV1Api, namespace: str, standin: Standin
+) -> None:
     """After a crash of the stand-in, its old processes are killed (pidfiles); the pods
     restart (restartCount + 1), except restartPolicy Never: Failed, StandInRestarted."""
     create_pod(core, namespace, "always", {"command": ["sleep", "600"]})
@@ -294,18 +368,31 @@ def test_restarted_standin_recovers_its_pods(
         pod = read_pod(core, namespace, name)
         return pod if pod and pod.get("status", {}).get("phase") == "Running" else None
 
-    running = {n: wait_for(f"pod {n} Running", functools.partial(running_pod, n))
-               for n in ("always", "never")}
+    running = {
+        n: wait_for(f"pod {n} Running", functools.partial(running_pod, n))
+        for n in ("always", "never")
+    }
     old_pids = {name: pid_of(pod) for name, pod in running.items()}
     standin.restart(crash=True)
     wait_for("old processes killed", lambda: not any(alive(p) for p in old_pids.values()), 5)
 
-    never = wait_for("pod never Failed", lambda: (p := read_pod(core, namespace, "never"))
-                     and p["status"]["phase"] == "Failed" and p)
+    never = wait_for(
+        "pod never Failed",
+        lambda: (
+            (p := read_pod(core, namespace, "never")) and p["status"]["phase"] == "Failed" and p
+        ),
+    )
     assert never["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] == (
-        "StandInRestarted")
-    always = wait_for("pod always restarted", lambda: (
-        p := read_pod(core, namespace, "always")) and condition(p, "Ready") == "True"
-        and p["status"]["containerStatuses"][0]["restartCount"] == 1 and p)
+        "StandInRestarted"
+    )
+    always = wait_for(
+        "pod always restarted",
+        lambda: (
+            (p := read_pod(core, namespace, "always"))
+            and condition(p, "Ready") == "True"
+            and p["status"]["containerStatuses"][0]["restartCount"] == 1
+            and p
+        ),
+    )
     assert always["status"]["podIP"] == running["always"]["status"]["podIP"]
     assert alive(pid_of(always)) and pid_of(always) != old_pids["always"]

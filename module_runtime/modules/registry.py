@@ -11,9 +11,8 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from tradeplane_operator.api.models import ModuleType, TradingModuleSpec
-
 from module_runtime.modules.base import BaseModule
+from tradeplane_operator.api.models import ModuleType, TradingModuleSpec
 
 GROUP = "tradeplane.modules"
 

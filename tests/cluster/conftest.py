@@ -189,7 +189,25 @@ def own_namespace(kubectl: Kubectl) -> Iterator[str]:
     try:
         yield name
     finally:
+        release_modules(kubectl, name)
         kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def release_modules(kubectl: Kubectl, namespace: str) -> None:
+    """No operator watches this namespace any more: drop the modules' finalizers so
+    that deleting the namespace does not hang on them."""
+    names = kubectl.run("get", "tm", "-n", namespace, "-o", "name", check=False).stdout.split()
+    for name in names:
+        kubectl.run(
+            "patch",
+            name,
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+            check=False,
+        )
 
 
 @pytest.fixture

@@ -18,23 +18,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.kubelet_standin",
         description="Test-only kubelet stand-in: runs the Pods bound to its Node as local "
-                    "processes on 127.0.0.N. No isolation; not a container runtime.")
+        "processes on 127.0.0.N. No isolation; not a container runtime.",
+    )
     parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("--state-dir", required=True, type=Path,
-                        help="pod dirs (volumes, container.log) go to STATE_DIR/pods/")
+    parser.add_argument(
+        "--state-dir",
+        required=True,
+        type=Path,
+        help="pod dirs (volumes, container.log) go to STATE_DIR/pods/",
+    )
     parser.add_argument("--node-name", default="kubelet-standin")
-    parser.add_argument("--namespace", action="append", default=[], dest="namespaces",
-                        help="only handle pods of this namespace (repeatable; default: all)")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        dest="namespaces",
+        help="only handle pods of this namespace (repeatable; default: all)",
+    )
     parser.add_argument("--first-ip", type=int, default=2, help="first N of 127.0.0.N")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    standin = StandIn(args.kubeconfig, args.state_dir, node_name=args.node_name,
-                      namespaces=args.namespaces, first_ip=args.first_ip)
+    standin = StandIn(
+        args.kubeconfig,
+        args.state_dir,
+        node_name=args.node_name,
+        namespaces=args.namespaces,
+        first_ip=args.first_ip,
+    )
     ready = args.state_dir / READY_FILE
     try:
         standin.start()

@@ -45,10 +45,12 @@ class ProcessSpec:
 
 def expand(text: str, env: dict[str, str]) -> str:
     """Kubernetes `$(VAR)` expansion."""
+
     def sub(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"
         return env.get(m.group(1), m.group(0))
+
     return _REF.sub(sub, text)
 
 
@@ -60,8 +62,11 @@ class _Refs:
 
     def data(self, kind: str, name: str, optional: bool) -> dict[str, bytes] | None:
         if (kind, name) not in self.cache:
-            read = (self.core.read_namespaced_secret if kind == "secret"
-                    else self.core.read_namespaced_config_map)
+            read = (
+                self.core.read_namespaced_secret
+                if kind == "secret"
+                else self.core.read_namespaced_config_map
+            )
             try:
                 self.cache[kind, name] = raw(read, name, self.namespace)
             except Exception as exc:
@@ -91,8 +96,11 @@ class _Refs:
 def _field(pod: JSON, path: str, pod_ip: str) -> str:
     meta, spec = pod["metadata"], pod["spec"]
     simple = {
-        "metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
-        "metadata.uid": meta["uid"], "status.podIP": pod_ip, "status.hostIP": "127.0.0.1",
+        "metadata.name": meta["name"],
+        "metadata.namespace": meta["namespace"],
+        "metadata.uid": meta["uid"],
+        "status.podIP": pod_ip,
+        "status.hostIP": "127.0.0.1",
         "spec.nodeName": spec.get("nodeName", ""),
         "spec.serviceAccountName": spec.get("serviceAccountName", ""),
     }
@@ -148,17 +156,21 @@ def materialize_volumes(refs: _Refs, pod: JSON, pod_dir: Path) -> dict[str, Path
 def path_translator(container: JSON, volume_dirs: dict[str, Path]) -> Callable[[str], str]:
     """A function rewriting `mountPath[/rest]` to `<volume dir>[/subPath][/rest]`."""
     mounts = sorted(
-        ((m["mountPath"].rstrip("/") or "/",
-          volume_dirs[m["name"]] / m.get("subPath", "")) for m in
-         container.get("volumeMounts") or [] if m["name"] in volume_dirs),
-        key=lambda mount: len(mount[0]), reverse=True,
+        (
+            (m["mountPath"].rstrip("/") or "/", volume_dirs[m["name"]] / m.get("subPath", ""))
+            for m in container.get("volumeMounts") or []
+            if m["name"] in volume_dirs
+        ),
+        key=lambda mount: len(mount[0]),
+        reverse=True,
     )
 
     def translate(value: str) -> str:
         for mount_path, real in mounts:
             if value == mount_path or value.startswith(mount_path + "/"):
-                return str(real).rstrip("/") + value[len(mount_path):]
+                return str(real).rstrip("/") + value[len(mount_path) :]
         return value
+
     return translate
 
 
@@ -193,10 +205,17 @@ def build(core: client.CoreV1Api, pod: JSON, pod_dir: Path, pod_ip: str) -> Proc
         if value is not None:
             env[var["name"]] = value
     env = {k: translate(v) for k, v in {**env, **injected}.items()}
-    argv = [translate(expand(a, env))
-            for a in (container.get("command") or []) + (container.get("args") or [])]
+    argv = [
+        translate(expand(a, env))
+        for a in (container.get("command") or []) + (container.get("args") or [])
+    ]
     if not argv:
         raise ConfigError("no command/args: the stand-in runs no images, so no entrypoint")
-    log.info("%s/%s: image %s ignored; running %s", pod["metadata"]["namespace"],
-             pod["metadata"]["name"], container.get("image"), argv)
+    log.info(
+        "%s/%s: image %s ignored; running %s",
+        pod["metadata"]["namespace"],
+        pod["metadata"]["name"],
+        container.get("image"),
+        argv,
+    )
     return ProcessSpec(argv=argv, env=env)

@@ -30,8 +30,14 @@ SHUTDOWN_GRACE = 3.0
 
 
 class PodRunner(threading.Thread):
-    def __init__(self, core: client.CoreV1Api, pod: JSON, pods_dir: Path, ips: LoopbackIPs,
-                 on_exit: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        core: client.CoreV1Api,
+        pod: JSON,
+        pods_dir: Path,
+        ips: LoopbackIPs,
+        on_exit: Callable[[str], None],
+    ) -> None:
         meta = pod["metadata"]
         super().__init__(name=pod_key(pod), daemon=True)
         self.core, self.pod, self.ips, self.on_exit = core, pod, ips, on_exit
@@ -89,13 +95,21 @@ class PodRunner(threading.Thread):
         else:
             self.ip, self.holds_ip = self.ips.allocate(self.ip), True
             prior = (status.get("containerStatuses") or [{}])[0]
-            if prior.get("restartCount") or prior.get("lastState") or (
-                    {"running", "terminated"} & set(prior.get("state") or {})):
+            if (
+                prior.get("restartCount")
+                or prior.get("lastState")
+                or ({"running", "terminated"} & set(prior.get("state") or {}))
+            ):
                 # An earlier stand-in started it; its process is gone (reap_orphans).
                 self.restarts = prior.get("restartCount", 0)
-                self._exited({"exitCode": 137, "reason": "StandInRestarted",
-                              "message": "the kubelet stand-in restarted; the process is gone",
-                              "finishedAt": now()})
+                self._exited(
+                    {
+                        "exitCode": 137,
+                        "reason": "StandInRestarted",
+                        "message": "the kubelet stand-in restarted; the process is gone",
+                        "finishedAt": now(),
+                    }
+                )
         while True:
             if self.stopping or self.vanished:
                 if self.proc is not None:
@@ -111,9 +125,13 @@ class PodRunner(threading.Thread):
                 if self.proc is None and time.monotonic() >= self.next_start:
                     self._start()
                 elif self.proc is not None and (code := self.proc.poll()) is not None:
-                    self._exited({"exitCode": processes.exit_code(code),
-                                  "reason": "Completed" if code == 0 else "Error",
-                                  "finishedAt": now()})
+                    self._exited(
+                        {
+                            "exitCode": processes.exit_code(code),
+                            "reason": "Completed" if code == 0 else "Error",
+                            "finishedAt": now(),
+                        }
+                    )
                 elif self.proc is not None and self.probe.due():
                     self.probe.run(self.ip or "")
                 self._report()
@@ -126,8 +144,11 @@ class PodRunner(threading.Thread):
             spec = container_spec.build(self.core, self.pod, self.dir, self.ip)
         except Exception as exc:  # missing Secret/ConfigMap, API hiccup: retry
             log.warning("%s: cannot build the container: %s", self.name, exc)
-            reason = ("CreateContainerConfigError" if isinstance(exc, container_spec.ConfigError)
-                      else "CreateContainerError")
+            reason = (
+                "CreateContainerConfigError"
+                if isinstance(exc, container_spec.ConfigError)
+                else "CreateContainerError"
+            )
             self.state = {"waiting": {"reason": reason, "message": str(exc)}}
             self.next_start = time.monotonic() + 2
             return
@@ -136,15 +157,21 @@ class PodRunner(threading.Thread):
         except OSError as exc:
             with open(self.dir / "container.log", "a") as out:
                 out.write(f"kubelet stand-in: cannot start {spec.argv}: {exc}\n")
-            self._exited({"exitCode": 128, "reason": "StartError", "message": str(exc),
-                          "finishedAt": now()})
+            self._exited(
+                {"exitCode": 128, "reason": "StartError", "message": str(exc), "finishedAt": now()}
+            )
             return
         self.container_id = f"standin://{self.proc.pid}"
         self.state = {"running": {"startedAt": now()}}
         self.phase = "Running"
         self.probe.reset()
-        log.info("%s: started pid %d on %s (restart %d)", self.name, self.proc.pid, self.ip,
-                 self.restarts)
+        log.info(
+            "%s: started pid %d on %s (restart %d)",
+            self.name,
+            self.proc.pid,
+            self.ip,
+            self.restarts,
+        )
 
     def _exited(self, terminated: JSON) -> None:
         """Apply restartPolicy to an exited (or lost) container."""
@@ -152,8 +179,11 @@ class PodRunner(threading.Thread):
             processes.terminate(self.proc, 0)  # leftovers of its process group
             processes.forget(self.dir)
             self.proc = None
-        terminated = {"startedAt": self.state.get("running", {}).get("startedAt"),
-                      "containerID": self.container_id, **terminated}
+        terminated = {
+            "startedAt": self.state.get("running", {}).get("startedAt"),
+            "containerID": self.container_id,
+            **terminated,
+        }
         terminated = {k: v for k, v in terminated.items() if v is not None}
         code = terminated["exitCode"]
         log.info("%s: container exited with %d (%s)", self.name, code, terminated["reason"])
@@ -161,8 +191,12 @@ class PodRunner(threading.Thread):
             self.restarts += 1
             delay = min(10.0, 0.5 * 2 ** min(self.restarts, 5))
             self.last_state = {"terminated": terminated}
-            self.state = {"waiting": {"reason": "CrashLoopBackOff",
-                                      "message": f"back-off {delay:g}s restarting container"}}
+            self.state = {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {delay:g}s restarting container",
+                }
+            }
             self.next_start = time.monotonic() + delay
         else:
             self.state = {"terminated": terminated}
@@ -177,25 +211,36 @@ class PodRunner(threading.Thread):
         grace = spec.get("terminationGracePeriodSeconds", 30) if grace is None else grace
         if self.proc is not None:
             log.info("%s: deleting: SIGTERM, grace %ss", self.name, grace)
-            code = processes.terminate(self.proc, float(grace),
-                                       abort=lambda: self.vanished or self.stopping)
+            code = processes.terminate(
+                self.proc, float(grace), abort=lambda: self.vanished or self.stopping
+            )
             processes.forget(self.dir)
             self.proc = None
             if self.stopping or self.vanished:
                 return
-            self.state = {"terminated": {
-                "exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                "startedAt": self.state.get("running", {}).get("startedAt", now()),
-                "finishedAt": now(), "containerID": self.container_id}}
+            self.state = {
+                "terminated": {
+                    "exitCode": code,
+                    "reason": "Completed" if code == 0 else "Error",
+                    "startedAt": self.state.get("running", {}).get("startedAt", now()),
+                    "finishedAt": now(),
+                    "containerID": self.container_id,
+                }
+            }
         if self.phase not in TERMINAL:
             ok = self.state.get("terminated", {}).get("exitCode") == 0
             self.phase = "Succeeded" if ok else "Failed"
             self._report()
         try:
             self.core.delete_namespaced_pod(
-                self.pod_name, self.ns, grace_period_seconds=0, _preload_content=False,
+                self.pod_name,
+                self.ns,
+                grace_period_seconds=0,
+                _preload_content=False,
                 body=client.V1DeleteOptions(
-                    grace_period_seconds=0, preconditions=client.V1Preconditions(uid=self.uid)))
+                    grace_period_seconds=0, preconditions=client.V1Preconditions(uid=self.uid)
+                ),
+            )
             log.info("%s: deleted", self.name)
         except Exception as exc:
             if status_of(exc) not in (404, 409):
@@ -218,17 +263,26 @@ class PodRunner(threading.Thread):
         ready = running and self.probe.ready
         not_ready = "PodCompleted" if self.phase in TERMINAL else "ContainersNotReady"
         cstatus: JSON = {
-            "name": self.container["name"], "image": self.container.get("image", ""),
-            "imageID": "", "ready": ready, "restartCount": self.restarts, "started": running,
-            "state": self.state, "lastState": self.last_state,
+            "name": self.container["name"],
+            "image": self.container.get("image", ""),
+            "imageID": "",
+            "ready": ready,
+            "restartCount": self.restarts,
+            "started": running,
+            "state": self.state,
+            "lastState": self.last_state,
         }
         if self.container_id:
             cstatus["containerID"] = self.container_id
         status: JSON = {
-            "phase": self.phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
-            "startTime": self.start_time, "containerStatuses": [cstatus],
+            "phase": self.phase,
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "startTime": self.start_time,
+            "containerStatuses": [cstatus],
             "conditions": [
-                self._condition("PodScheduled", True), self._condition("Initialized", True),
+                self._condition("PodScheduled", True),
+                self._condition("Initialized", True),
                 self._condition("ContainersReady", ready, not_ready),
                 self._condition("Ready", ready, not_ready),
             ],
@@ -243,9 +297,9 @@ class PodRunner(threading.Thread):
             return
         try:
             self.core.patch_namespaced_pod_status(
-                self.pod_name, self.ns, body, _content_type=MERGE_PATCH, _preload_content=False)
+                self.pod_name, self.ns, body, _content_type=MERGE_PATCH, _preload_content=False
+            )
             self.sent = body
         except Exception as exc:
-            log.warning("%s: status patch failed (%s); retrying", self.name,
-                        status_of(exc) or exc)
+            log.warning("%s: status patch failed (%s); retrying", self.name, status_of(exc) or exc)
             self.retry_at = time.monotonic() + 2

@@ -35,8 +35,13 @@ def spawn(
 ) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
-            argv, env=env, cwd=pod_dir, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            argv,
+            env=env,
+            cwd=pod_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     (pod_dir / PIDFILE).write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
     return proc

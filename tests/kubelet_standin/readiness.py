@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 class ReadinessProbe:
     def __init__(self, container: JSON) -> None:
         self.spec: JSON = container.get("readinessProbe") or {}
-        self.ports = {p["name"]: p["containerPort"]
-                      for p in container.get("ports") or [] if p.get("name")}
+        self.ports = {
+            p["name"]: p["containerPort"] for p in container.get("ports") or [] if p.get("name")
+        }
         if self.spec and not ({"httpGet", "tcpSocket"} & set(self.spec)):
             log.warning("only httpGet/tcpSocket readiness probes run; treating as ready")
             self.spec = {}
@@ -57,7 +58,8 @@ class ReadinessProbe:
             conn: http.client.HTTPConnection
             if action.get("scheme", "HTTP").upper() == "HTTPS":
                 conn = http.client.HTTPSConnection(
-                    host, port, timeout=timeout, context=ssl._create_unverified_context())
+                    host, port, timeout=timeout, context=ssl._create_unverified_context()
+                )
             else:
                 conn = http.client.HTTPConnection(host, port, timeout=timeout)
             try:

@@ -40,8 +40,14 @@ class StandIn:
     """A kubelet and scheduler stand-in for one Node. `start()` returns once the Node is
     registered; pods are handled by background threads until `stop()`."""
 
-    def __init__(self, kubeconfig: str, state_dir: str | Path, node_name: str = "kubelet-standin",
-                 namespaces: Sequence[str] = (), first_ip: int = 2) -> None:
+    def __init__(
+        self,
+        kubeconfig: str,
+        state_dir: str | Path,
+        node_name: str = "kubelet-standin",
+        namespaces: Sequence[str] = (),
+        first_ip: int = 2,
+    ) -> None:
         self.core = core_api(kubeconfig)
         self.node_name, self.namespaces = node_name, tuple(namespaces)
         self.pods_dir = Path(state_dir) / "pods"
@@ -52,10 +58,14 @@ class StandIn:
         self.stopping = threading.Event()
         self.watches: dict[str | None, watch.Watch] = {}
         self.threads: list[threading.Thread] = []
-        self.labels = {"kubernetes.io/hostname": node_name, "kubernetes.io/os": "linux",
-                       "kubernetes.io/arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(
-                           platform.machine(), platform.machine()),
-                       "tradeplane.dev/kubelet-standin": "true"}
+        self.labels = {
+            "kubernetes.io/hostname": node_name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(
+                platform.machine(), platform.machine()
+            ),
+            "tradeplane.dev/kubelet-standin": "true",
+        }
 
     def start(self) -> None:
         self.pods_dir.mkdir(parents=True, exist_ok=True)
@@ -94,8 +104,7 @@ class StandIn:
 
     # -- Node ---------------------------------------------------------------------------
     def _register_node(self) -> None:
-        node = client.V1Node(metadata=client.V1ObjectMeta(name=self.node_name,
-                                                          labels=self.labels))
+        node = client.V1Node(metadata=client.V1ObjectMeta(name=self.node_name, labels=self.labels))
         try:
             self.core.create_node(node, _preload_content=False)
         except Exception as exc:
@@ -104,27 +113,45 @@ class StandIn:
         arch = self.labels["kubernetes.io/arch"]
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
         resources = {"cpu": str(os.cpu_count() or 1), "memory": f"{memory}Ki", "pods": "250"}
-        self._patch_node({
-            "capacity": resources, "allocatable": resources,
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
-                          {"type": "Hostname", "address": self.node_name}],
-            "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "",
-                         "kernelVersion": platform.release(), "osImage": "kubelet stand-in",
-                         "containerRuntimeVersion": "standin://0",
-                         "kubeletVersion": "v0.0.0-standin", "kubeProxyVersion": "",
-                         "operatingSystem": "linux", "architecture": arch},
-        }, transition=True)
+        self._patch_node(
+            {
+                "capacity": resources,
+                "allocatable": resources,
+                "addresses": [
+                    {"type": "InternalIP", "address": "127.0.0.1"},
+                    {"type": "Hostname", "address": self.node_name},
+                ],
+                "nodeInfo": {
+                    "machineID": "",
+                    "systemUUID": "",
+                    "bootID": "",
+                    "kernelVersion": platform.release(),
+                    "osImage": "kubelet stand-in",
+                    "containerRuntimeVersion": "standin://0",
+                    "kubeletVersion": "v0.0.0-standin",
+                    "kubeProxyVersion": "",
+                    "operatingSystem": "linux",
+                    "architecture": arch,
+                },
+            },
+            transition=True,
+        )
         log.info("node %s registered and Ready", self.node_name)
 
     def _patch_node(self, status: JSON, transition: bool = False) -> None:
-        ready = {"type": "Ready", "status": "True", "reason": "KubeletReady",
-                 "message": "kubelet stand-in is posting ready status",
-                 "lastHeartbeatTime": now()}
+        ready = {
+            "type": "Ready",
+            "status": "True",
+            "reason": "KubeletReady",
+            "message": "kubelet stand-in is posting ready status",
+            "lastHeartbeatTime": now(),
+        }
         if transition:
             ready["lastTransitionTime"] = ready["lastHeartbeatTime"]
         # strategic merge: conditions merge by type, so lastTransitionTime survives
-        self.core.patch_node_status(self.node_name, {"status": {**status, "conditions": [ready]}},
-                                    _preload_content=False)
+        self.core.patch_node_status(
+            self.node_name, {"status": {**status, "conditions": [ready]}}, _preload_content=False
+        )
 
     def _heartbeat(self) -> None:
         while not self.stopping.wait(HEARTBEAT_SECONDS):
@@ -149,8 +176,13 @@ class StandIn:
                     self._sync(listing["items"], namespace)
                 self.watches[namespace] = w = watch.Watch()  # type: ignore[no-untyped-call]
                 events = w.stream(  # type: ignore[no-untyped-call]
-                    list_fn, *args, resource_version=rv, timeout_seconds=WATCH_SECONDS,
-                    allow_watch_bookmarks=True, _request_timeout=WATCH_SECONDS + 30)
+                    list_fn,
+                    *args,
+                    resource_version=rv,
+                    timeout_seconds=WATCH_SECONDS,
+                    allow_watch_bookmarks=True,
+                    _request_timeout=WATCH_SECONDS + 30,
+                )
                 for event in events:
                     pod = event["raw_object"]
                     rv = pod["metadata"]["resourceVersion"]
@@ -172,8 +204,11 @@ class StandIn:
         """A fresh listing: pods we run that are missing from it vanished meanwhile."""
         present = {p["metadata"]["uid"] for p in pods}
         with self.lock:
-            gone = [r for uid, r in self.runners.items()
-                    if uid not in present and namespace in (None, r.ns)]
+            gone = [
+                r
+                for uid, r in self.runners.items()
+                if uid not in present and namespace in (None, r.ns)
+            ]
         for runner in gone:
             runner.vanish()
         # Pods that already have an IP first, so that they get the same one back.
@@ -203,20 +238,24 @@ class StandIn:
         """The scheduler's part, minimal: schedulerName, schedulingGates, nodeSelector.
         Affinity, taints and resources are ignored."""
         meta, spec = pod["metadata"], pod["spec"]
-        return not (meta.get("deletionTimestamp") or spec.get("schedulingGates")
-                    or (pod.get("status") or {}).get("phase") in TERMINAL
-                    or spec.get("schedulerName", "default-scheduler") != "default-scheduler"
-                    or any(self.labels.get(k) != v
-                           for k, v in (spec.get("nodeSelector") or {}).items()))
+        return not (
+            meta.get("deletionTimestamp")
+            or spec.get("schedulingGates")
+            or (pod.get("status") or {}).get("phase") in TERMINAL
+            or spec.get("schedulerName", "default-scheduler") != "default-scheduler"
+            or any(self.labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items())
+        )
 
     def _bind(self, pod: JSON) -> None:
         meta = pod["metadata"]
         binding = client.V1Binding(
             metadata=client.V1ObjectMeta(name=meta["name"], uid=meta["uid"]),
-            target=client.V1ObjectReference(api_version="v1", kind="Node", name=self.node_name))
+            target=client.V1ObjectReference(api_version="v1", kind="Node", name=self.node_name),
+        )
         try:
-            self.core.create_namespaced_pod_binding(meta["name"], meta["namespace"], binding,
-                                                    _preload_content=False)
+            self.core.create_namespaced_pod_binding(
+                meta["name"], meta["namespace"], binding, _preload_content=False
+            )
             log.info("%s: bound to %s", pod_key(pod), self.node_name)
         except Exception as exc:
             if status_of(exc) not in (404, 409):  # gone, or already bound

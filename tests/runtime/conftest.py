@@ -7,11 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from tradeplane_operator.api.models import TradingModuleSpec
 
 from module_runtime.clock import ManualClock
 from module_runtime.orders import Order, Side
 from module_runtime.risk import RiskLimits
+from tradeplane_operator.api.models import TradingModuleSpec
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 D = Decimal

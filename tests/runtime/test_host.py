@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from tradeplane_operator.api.models import MetricsSummary
 
 from module_runtime.clock import ManualClock
 from module_runtime.host import ModuleHost
@@ -21,6 +20,7 @@ from module_runtime.orders import OrderStatus, Side
 from module_runtime.paper_broker import PaperBroker
 from module_runtime.server import Observable
 from module_runtime.trade_stats import compute_stats
+from tradeplane_operator.api.models import MetricsSummary
 
 from .conftest import make_spec
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from tradeplane_operator.api.models import CapitalSpec, RiskSpec
-
 from module_runtime.orders import Order
 from module_runtime.positions import ClosedTrade, Position
 from module_runtime.risk import (
@@ -18,6 +16,7 @@ from module_runtime.risk import (
     check,
     stop_loss_hit,
 )
+from tradeplane_operator.api.models import CapitalSpec, RiskSpec
 
 from .conftest import T0, buy, make_limits, sell
 
