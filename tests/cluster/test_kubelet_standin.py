@@ -1,6 +1,6 @@
 """The kubelet stand-in (tests/kubelet_standin) against a real kube-apiserver.
 
-Cluster tests need TRADEPLANE_KUBECONFIG (e.g. from `hack/testenv up DIR`). Each test
+Cluster tests use the session control plane (tests/cluster/conftest.py). Each test
 gets a fresh namespace and its own stand-in scoped to that namespace; pod IPs start at
 127.0.0.200 so that they do not collide with a stand-in started elsewhere.
 """
@@ -59,14 +59,9 @@ def test_path_translation_longest_mount_wins() -> None:
 
 # -- cluster fixtures -------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def kubeconfig() -> str:
-    path = os.environ.get("TRADEPLANE_KUBECONFIG")
-    if not path:
-        pytest.skip(
-            "TRADEPLANE_KUBECONFIG is not set: start a control plane with "
-            "`hack/testenv up DIR` and export TRADEPLANE_KUBECONFIG=DIR/kubeconfig"
-        )
-    return path
+def kubeconfig(kubeconfig: Path) -> str:
+    """The session's control plane (tests/cluster/conftest.py), as a string path."""
+    return str(kubeconfig)
 
 
 @pytest.fixture(scope="module")
