@@ -113,6 +113,8 @@ class Observation:
     pod_name: str
     probe: Probe | None = None  # a probe made for this pass, if one was due
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # Phase of each module named in spec.dependsOn (None: no such module).
+    dependencies: Mapping[str, str | None] = field(default_factory=dict)
 
 
 # ---- what to do ------------------------------------------------------------------------
@@ -313,6 +315,15 @@ def _no_pod(b: _Builder) -> Plan:
         pending = PendingRestart(reason="PodDisappeared", failure=True, since=b.now_text)
         status.pending_restart = pending
         b.event("Warning", "PodDisappeared", f"runtime pod {status.pod_name} disappeared")
+    waiting = {
+        name: obs.dependencies.get(name)
+        for name in obs.spec.depends_on
+        if obs.dependencies.get(name) != Phase.RUNNING.value
+    }
+    if waiting:
+        listed = ", ".join(f"{name} ({phase or 'not found'})" for name, phase in waiting.items())
+        status.pod_name = None if pending is None else status.pod_name
+        return b.plan(Phase.PENDING, False, "WaitingForDependencies", f"waiting for {listed}", 5.0)
     if pending is None or not pending.failure:
         return _create(b, pending.reason if pending else "Creating", counted=False)
 

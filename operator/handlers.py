@@ -90,6 +90,14 @@ def pods_by_module(
     return {(namespace, labels.get(LABEL_MODULE_UID, "")): decisions.PodView.from_manifest(body)}
 
 
+@kopf.index(*RESOURCE)
+def module_phases(
+    namespace: str | None, name: str | None, status: Mapping[str, Any], **_: Any
+) -> dict[tuple[str | None, str | None], str | None]:
+    """Each module's phase, for the modules that depend on it (spec.dependsOn)."""
+    return {(namespace, name): status.get("phase")}
+
+
 @kopf.on.event("pods", labels=MANAGED_PODS)
 def pod_changed(labels: Mapping[str, str], memo: Any, **_: Any) -> None:
     _runtime(memo).wake(labels.get(LABEL_MODULE_UID, ""))
@@ -240,7 +248,7 @@ async def _act(
 async def reconcile(
     body: kopf.Body,
     rt: Runtime,
-    pods_by_module: kopf.Index[Any, Any],
+    indexes: Mapping[str, Any],
     logger: kopf.Logger,
     loop: ModuleLoop,
 ) -> float | None:
@@ -253,7 +261,12 @@ async def reconcile(
         return None
     with metrics.RECONCILE_SECONDS.time():
         current = loop.status or _current_status(body)
-        pods = list(pods_by_module.get((module.namespace, module.uid), []))
+        pods = list(indexes["pods_by_module"].get((module.namespace, module.uid), []))
+        phases = indexes["module_phases"]
+        dependencies = {
+            dep: next(iter(phases.get((module.namespace, dep), [])), None)
+            for dep in spec.depends_on
+        }
         pod_name = resources.pod_name(module)
         probe = await _probe_if_due(rt, spec, pods, pod_name, loop)
         observation = decisions.Observation(
@@ -270,6 +283,7 @@ async def reconcile(
                 for k, v in (body["metadata"].get("annotations") or {}).items()
                 if k in (decisions.ANNOTATION_RESUME, decisions.ANNOTATION_RESET_BREAKER)
             },
+            dependencies=dependencies,
         )
         plan = decisions.decide(observation)
         await _act(rt, body, module, spec, plan, logger)
@@ -306,7 +320,6 @@ async def run_module(
     logger: kopf.Logger,
     **kwargs: Any,
 ) -> None:
-    pods_by_module: kopf.Index[Any, Any] = kwargs["pods_by_module"]
     rt = _runtime(memo)
     waker = rt.wakers.setdefault(uid, asyncio.Event())
     loop = ModuleLoop()
@@ -314,7 +327,7 @@ async def run_module(
         while not stopped:
             waker.clear()
             try:
-                delay = await reconcile(body, rt, pods_by_module, logger, loop)
+                delay = await reconcile(body, rt, kwargs, logger, loop)
             except Exception:  # a failed pass is retried; the daemon must live on
                 logger.exception("reconcile failed; retrying")
                 delay = 5.0

@@ -20,6 +20,7 @@ import yaml
 from kubernetes import client, config, watch
 
 from tests.cluster.kubectl import Kubectl, eventually
+from tests.cluster.kubectl import status as module_status
 
 pytestmark = pytest.mark.cluster
 
@@ -287,3 +288,25 @@ def test_wallet_key_reaches_only_the_runtime(
     )
     assert key not in everything
     assert key[2:] not in everything
+
+
+def test_depends_on_waits_for_the_dependency(
+    kubectl: Kubectl, namespace: str, operator_process: Path
+) -> None:
+    doc = yaml.safe_load(SAMPLE.read_text())
+    doc["metadata"]["name"] = "follower"
+    doc["spec"]["dependsOn"] = ["dex-trading"]
+    kubectl.apply(yaml.safe_dump(doc), namespace)
+    eventually(
+        lambda: (module_status(kubectl, namespace, "follower").get("message") or "")
+        == "waiting for dex-trading (not found)",
+        what="follower waits",
+    )
+    assert not runtime_pods(kubectl, namespace)
+    kubectl.run("apply", "-n", namespace, "-f", str(SAMPLE))
+    eventually(
+        lambda: phase(kubectl, namespace, "follower") == "Running",
+        timeout=60,
+        what="follower runs once its dependency runs",
+    )
+    assert len(runtime_pods(kubectl, namespace)) == 2

@@ -412,3 +412,21 @@ def test_never_two_pods_and_never_create_while_one_exists(history: list[str]) ->
         if status.breaker is not None and status.breaker.state == BreakerState.OPEN:
             assert status.phase in (Phase.FAILED, Phase.DISABLED, Phase.PENDING, Phase.RUNNING)
         assert status.restarts >= 0 and status.consecutive_failures >= 0
+
+
+def test_depends_on_waits_for_running_dependencies() -> None:
+    obs = observe([], depends_on=["feed", "risk-desk"])
+    plan = decide(obs)
+    assert plan.actions == ()
+    assert plan.status.phase == Phase.PENDING
+    assert condition(plan.status, "Ready") == ("False", "WaitingForDependencies")
+    assert plan.status.message == "waiting for feed (not found), risk-desk (not found)"
+    ready = Observation(
+        **{**obs.__dict__, "dependencies": {"feed": "Running", "risk-desk": "Running"}}
+    )
+    assert decide(ready).actions == (CreatePod("Creating"),)
+
+
+def test_depends_on_never_stops_a_running_pod() -> None:
+    obs = observe([pod()], depends_on=["feed"])
+    assert decide(obs).actions == ()
