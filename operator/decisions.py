@@ -12,6 +12,7 @@ so a restarted operator decides exactly as the one before it would have.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,8 @@ class PodView:
     config_hash: str | None
     ip: str | None = None
     reason: str | None = None
+    exit_code: int | None = None
+    message: str | None = None  # the container's termination message
 
     @property
     def finished(self) -> bool:
@@ -70,6 +73,8 @@ class PodView:
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in status.get("conditions") or []
         )
+        containers = status.get("containerStatuses") or [{}]
+        terminated = (containers[0].get("state") or {}).get("terminated") or {}
         return cls(
             name=meta.get("name", ""),
             uid=meta.get("uid", ""),
@@ -79,7 +84,24 @@ class PodView:
             config_hash=(meta.get("annotations") or {}).get(ANNOTATION_CONFIG_HASH),
             ip=status.get("podIP"),
             reason=status.get("reason"),
+            exit_code=terminated.get("exitCode"),
+            message=_last_words(terminated.get("message")),
         )
+
+
+def _last_words(message: str | None) -> str | None:
+    """The useful end of a termination message: the runtime's last log line, and from
+    a JSON log line its `msg` (an invalid config says which field there)."""
+    if not message:
+        return None
+    last = message.strip().splitlines()[-1] if message.strip() else ""
+    try:
+        parsed = json.loads(last)
+    except ValueError:
+        return last[-1024:] or None
+    if isinstance(parsed, dict) and isinstance(parsed.get("msg"), str):
+        return str(parsed["msg"])[-1024:]
+    return last[-1024:]
 
 
 @dataclass(frozen=True)
@@ -420,9 +442,13 @@ def decide(obs: Observation) -> Plan:
         return b.plan(Phase.PENDING, False, "ConfigChanged", "spec changed; replacing the pod", 2.0)
 
     if ours.finished:
-        detail = f"runtime pod {ours.name} {ours.phase.lower()}" + (
-            f" ({ours.reason})" if ours.reason else ""
-        )
+        detail = f"runtime pod {ours.name} {ours.phase.lower()}"
+        if ours.exit_code is not None:
+            detail += f" with exit code {ours.exit_code}"
+        if ours.reason:
+            detail += f" ({ours.reason})"
+        if ours.message:
+            detail += f": {ours.message}"
         _failure_restart(b, ours, "PodFailed", detail)
         return b.plan(Phase.PENDING, False, "PodFailed", detail + "; replacing it", 2.0)
 

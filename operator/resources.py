@@ -180,6 +180,9 @@ def runtime_pod(
         "image": image_for(spec, settings),
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["tradeplane-runtime", "run"],
+        # The runtime's last words (an invalid config names its field) become the
+        # termination message, which the operator copies into status and events.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "env": env,
         "ports": [{"name": "http", "containerPort": settings.runtime_port}],
         "readinessProbe": {

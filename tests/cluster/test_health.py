@@ -129,6 +129,11 @@ def test_crash_loop_trips_the_breaker_and_a_fixed_trial_closes_it(
     healthy = next(c for c in st["conditions"] if c["type"] == "Healthy")
     assert (healthy["status"], healthy["reason"]) == ("False", "CircuitOpen")
     assert "2 restarts in 600s" in healthy["message"]
+    # Why it crashed reaches the user: the runtime's own message names the field.
+    messages = [
+        e["message"] for e in events(kubectl, namespace, NAME) if e["reason"] == "PodFailed"
+    ]
+    assert any("exit code 2" in m and "strategy.emaPeriod" in m for m in messages), messages
     time.sleep(3)  # the breaker holds: nothing is created during the cooldown
     assert len(census.created) == 1 + FAST_HEALTH["maxRestarts"]
     assert not runtime_pods(kubectl, namespace)

@@ -186,6 +186,8 @@ class PodRunner(threading.Thread):
         }
         terminated = {k: v for k, v in terminated.items() if v is not None}
         code = terminated["exitCode"]
+        if code != 0 and "message" not in terminated and self._fallback_to_logs():
+            terminated["message"] = self._log_tail()
         log.info("%s: container exited with %d (%s)", self.name, code, terminated["reason"])
         if self.policy == "Always" or (self.policy == "OnFailure" and code != 0):
             self.restarts += 1
@@ -203,6 +205,18 @@ class PodRunner(threading.Thread):
             self.phase = "Succeeded" if code == 0 else "Failed"
             self._report()
             self._release_ip()
+
+    def _fallback_to_logs(self) -> bool:
+        containers = self.pod["spec"].get("containers") or [{}]
+        return bool(containers[0].get("terminationMessagePolicy") == "FallbackToLogsOnError")
+
+    def _log_tail(self) -> str:
+        """As the kubelet: the last 80 lines (at most 2048 bytes) of the container log."""
+        path = self.dir / "container.log"
+        if not path.exists():
+            return ""
+        lines = path.read_bytes().splitlines()[-80:]
+        return b"\n".join(lines)[-2048:].decode(errors="replace")
 
     def _finish_deletion(self) -> None:
         """Graceful deletion: SIGTERM, grace period, SIGKILL; then remove the Pod for good."""

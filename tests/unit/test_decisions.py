@@ -430,3 +430,35 @@ def test_depends_on_waits_for_running_dependencies() -> None:
 def test_depends_on_never_stops_a_running_pod() -> None:
     obs = observe([pod()], depends_on=["feed"])
     assert decide(obs).actions == ()
+
+
+def test_failed_pod_reports_the_runtimes_last_words() -> None:
+    manifest = {
+        "metadata": {
+            "name": POD,
+            "uid": "p-1",
+            "annotations": {resources.ANNOTATION_CONFIG_HASH: "h"},
+        },
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {
+                    "state": {
+                        "terminated": {
+                            "exitCode": 2,
+                            "message": 'noise\n{"level": "ERROR", "msg": "invalid strategy '
+                            'parameters: strategy.emaPeriod: too small", "exit": 2}\n',
+                        }
+                    }
+                }
+            ],
+        },
+    }
+    view = PodView.from_manifest(manifest)
+    assert view.exit_code == 2
+    assert view.message == "invalid strategy parameters: strategy.emaPeriod: too small"
+    plan = decide(observe([view]))
+    assert plan.status.message is not None
+    assert "exit code 2" in plan.status.message
+    assert "strategy.emaPeriod: too small" in plan.status.message
+    assert "strategy.emaPeriod" in plan.events[0].message
