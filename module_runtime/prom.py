@@ -28,7 +28,7 @@ from module_runtime.risk import RejectReason
 from module_runtime.trade_stats import TradeStats, decimal_str
 
 LABELS = ("module", "namespace", "type")
-MONEY_PLACES = 18  # below the smallest unit of any token: display only, lossless in practice
+MONEY_PLACES = 6  # the summary is for people (status, printer columns); the ledger stays exact
 RATIO_PLACES = 6
 
 
