@@ -273,7 +273,10 @@ def resolver_for(broker: object, claimed: Callable[[], frozenset[str]]) -> Inten
         return PaperResolver()
     import sys
 
-    chain = sys.modules.get("module_runtime.chain.web3_broker")  # imported iff in use
+    pools = sys.modules.get("module_runtime.chain.market")  # imported iff in use
+    if pools is not None and isinstance(broker, pools.PoolPaperBroker):
+        return PaperResolver()  # paper on a real pool: nothing was ever sent
+    chain = sys.modules.get("module_runtime.chain.web3_broker")
     if chain is not None and isinstance(broker, chain.Web3Broker):
         return Web3IntentResolver(broker, claimed=claimed)
     return None
