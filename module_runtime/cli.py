@@ -34,6 +34,7 @@ from module_runtime.clock import Clock, SystemClock
 from module_runtime.config import ConfigError, RuntimeConfig
 from module_runtime.db import commands as db_commands
 from module_runtime.db.runtime import ledger_for, persistence_for
+from module_runtime.db.signals import running, signals_for
 from module_runtime.host import ModuleHost
 from module_runtime.market_data import MarketData
 from module_runtime.modules.base import InvalidStrategyParams
@@ -99,6 +100,7 @@ def build_host(cfg: RuntimeConfig) -> ModuleHost:
             broker=broker,
             start_halted=cfg.start_halted,
             ledger=ledger_for(cfg),  # PostgreSQL when TRADEPLANE_DATABASE_URL is set
+            signals=signals_for(cfg),  # LISTEN/NOTIFY between modules, same database
         )
         collectors = getattr(host.module, "metric_collectors", None)  # e.g. LP fees and IL
         for collector in collectors(host.metrics.labels) if collectors else ():
@@ -120,7 +122,7 @@ async def _run(cfg: RuntimeConfig) -> int:
         extra={"mode": cfg.module.spec.mode.value, "listen": f"{cfg.listen_address}:{cfg.port}"},
     )
     try:
-        async with persistence_for(host, stop):  # no-op without a database
+        async with persistence_for(host, stop), running(host.signals):  # no-op without a db
             await host.run(stop)
     finally:
         await runner.cleanup()

@@ -17,10 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
-from tradeplane_operator.api.models import Mode, TradingModuleSpec
 
 from module_runtime.clock import Clock, SystemClock
 from module_runtime.ledger import InMemoryLedger, Ledger
@@ -32,6 +31,10 @@ from module_runtime.orders import Broker
 from module_runtime.paper_broker import PaperBroker, PriceQuotes
 from module_runtime.prom import ModuleMetrics, summary_json
 from module_runtime.risk import HaltReason, RiskLimits
+from tradeplane_operator.api.models import Mode, TradingModuleSpec
+
+if TYPE_CHECKING:
+    from module_runtime.db.signals import SignalBus
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +55,12 @@ class ModuleHost:
         fee_bps: Decimal = Decimal(30),
         slippage_bps: Decimal = Decimal(10),
         start_halted: str | None = None,
+        signals: SignalBus | None = None,
     ) -> None:
         """`broker`/`ledger` default to paper ones (not in live mode); `module_class`
         defaults to the registry's class for the spec; `start_halted` starts halted with
-        that reason (the operator's TRADEPLANE_START_HALTED)."""
+        that reason (the operator's TRADEPLANE_START_HALTED); `signals` is the module's
+        `self.signals` (its counters go on this host's registry; the caller runs it)."""
         self.spec = spec
         self.name = name
         self.namespace = namespace
@@ -93,6 +98,10 @@ class ModuleHost:
             clock=self.clock,
             venue=self.broker.name,
         )
+        self.signals = signals
+        if signals is not None:
+            signals.attach_metrics(self.registry, self.metrics.labels)
+            self.module.signals = signals
         self._crash: str | None = None
 
     # ---- what the server reads -------------------------------------------------------

@@ -20,17 +20,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
-from tradeplane_operator.api.models import TradingModuleSpec
 
 from module_runtime.clock import Clock
 from module_runtime.market_data import MarketData
 from module_runtime.order_path import OrderPath
 from module_runtime.orders import Fill, Order, OrderStatus, Side
 from module_runtime.positions import ACCOUNTING_CONTEXT, Position, PositionKey
+from tradeplane_operator.api.models import TradingModuleSpec
+
+if TYPE_CHECKING:
+    from module_runtime.db.signals import SignalBus
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,10 @@ class BaseModule(ABC, Generic[P]):
     """A trading module. Subclasses set `params_model` and implement `tick()`."""
 
     params_model: ClassVar[type[StrategyParams]] = StrategyParams
+    # The namespace's signals (module_runtime.db.signals), set by the host when the runtime
+    # has a database, else None. Subscribe in `on_start`, drain in `tick`. Advisory only:
+    # an order a signal suggests still goes through `submit` and its risk checks.
+    signals: SignalBus | None = None
 
     def __init__(
         self,
