@@ -21,6 +21,8 @@ import signal
 import sys
 from datetime import timedelta
 
+import prometheus_client
+
 from module_runtime import config as runtime_config
 from module_runtime import logs
 from module_runtime.chain.market import (
@@ -141,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("module", nargs="?", help="report: the module's name")
     parser.add_argument("--namespace", default="default", help="report: the module's namespace")
     args = parser.parse_args(argv)
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     if args.command == "migrate":
         sys.exit(db_commands.migrate_command())
     if args.command == "report":
