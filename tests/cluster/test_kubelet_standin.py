@@ -8,7 +8,6 @@ gets a fresh namespace and its own stand-in scoped to that namespace; pod IPs st
 from __future__ import annotations
 
 import functools
-import os
 import re
 import subprocess
 import sys
