@@ -15,7 +15,7 @@ test:  ## the whole suite: unit, real control plane, PostgreSQL, anvil
 	hack/run-tests
 
 test-unit:  ## only the fast tests that need no server
-	hack/run-tests -q -m "not cluster and not postgres and not anvil"
+	hack/run-tests -m "not cluster and not postgres and not anvil and not prometheus"
 
 manifests: bootstrap  ## regenerate crds/ from the pydantic models
 	$(VENV)/python -m tradeplane_operator.api.crd > crds/tradingmodules.yaml

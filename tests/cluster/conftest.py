@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.kubectl import Kubectl
+from tests.cluster.kubectl import Kubectl, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTENV = ROOT / "hack" / "testenv"
@@ -57,12 +57,15 @@ def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def kubectl(kubeconfig: Path) -> Kubectl:
     kc = Kubectl(_kubectl_binary(), kubeconfig)
     kc.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kc.run(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/tradingmodules.tradeplane.io",
-    )
+
+    def established() -> bool:
+        crd = kc.json("get", "crd", "tradingmodules.tradeplane.io")
+        return any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in (crd.get("status") or {}).get("conditions") or []
+        )
+
+    eventually(established, timeout=60, what="the CRD is established")
     return kc
 
 
