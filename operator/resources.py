@@ -199,6 +199,21 @@ def runtime_pod(
             "capabilities": {"drop": ["ALL"]},
         },
     }
+    init_containers: list[dict[str, Any]] = []
+    if settings.database_secret_name:
+        # Migrations run before the module, under an advisory lock (safe when many pods
+        # start at once); the runtime then refuses an older schema anyway.
+        init_containers.append(
+            {
+                "name": "migrate",
+                "image": container["image"],
+                "imagePullPolicy": settings.image_pull_policy,
+                "command": ["tradeplane-runtime", "migrate"],
+                "env": [e for e in env if e["name"] == "TRADEPLANE_DATABASE_URL"],
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "securityContext": container["securityContext"],
+            }
+        )
     resources = spec.resources.model_dump(mode="json", exclude_defaults=False)
     if resources["requests"] or resources["limits"]:
         container["resources"] = {k: v for k, v in resources.items() if v}
@@ -218,6 +233,7 @@ def runtime_pod(
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            **({"initContainers": init_containers} if init_containers else {}),
             "containers": [container],
             "volumes": [{"name": "config", "configMap": {"name": config_map_name(module)}}],
         },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,3 +131,12 @@ def test_valid_resource_is_accepted_with_defaults(kubectl: Kubectl, namespace: s
     assert spec["health"]["intervalSeconds"] == 10
     assert spec["health"]["backoff"]["maxSeconds"] == 300
     assert spec["risk"]["maxLeverage"] == 1
+
+
+SAMPLES = sorted((Path(__file__).resolve().parents[2] / "config" / "samples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[s.stem for s in SAMPLES])
+def test_every_sample_is_accepted(kubectl: Kubectl, namespace: str, sample: Path) -> None:
+    result = kubectl.run("apply", "--dry-run=server", "-n", namespace, "-f", str(sample))
+    assert "(server dry run)" in result.stdout

@@ -275,3 +275,14 @@ def test_everything_switched_on(helm: str) -> None:
 def test_optional_objects_are_off_by_default(helm: str) -> None:
     kinds = {d["kind"] for d in render(helm, {})}
     assert not kinds & {"ServiceMonitor", "ConfigMap", "ClusterKopfPeering", "KopfPeering"}
+
+
+def test_migration_job_is_a_pre_upgrade_hook_reading_the_url_by_reference(helm: str) -> None:
+    assert not [d for d in render(helm, {}) if d["kind"] == "Job"]
+    job = one(render(helm, {"migrations": {"secret": "tradeplane-db"}}), "Job")
+    hooks = job["metadata"]["annotations"]["helm.sh/hook"]
+    assert set(hooks.split(",")) == {"pre-install", "pre-upgrade"}
+    (migrate,) = job["spec"]["template"]["spec"]["containers"]
+    assert migrate["command"] == ["tradeplane-runtime", "migrate"]
+    (url,) = migrate["env"]
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "tradeplane-db", "key": "url"}

@@ -67,3 +67,13 @@ def test_long_names_stay_within_limits() -> None:
     module = ModuleRef(name="m" * 250, namespace="ns", uid="u")
     assert len(resources.pod_name(module)) <= 253
     assert len(resources.labels(module)[resources.LABEL_MODULE]) <= 63
+
+
+def test_migrations_run_in_an_init_container_when_there_is_a_database() -> None:
+    pod = resources.runtime_pod(MODULE, live_spec(), SETTINGS)
+    (init,) = pod["spec"]["initContainers"]
+    assert init["command"] == ["tradeplane-runtime", "migrate"]
+    assert [e["name"] for e in init["env"]] == ["TRADEPLANE_DATABASE_URL"]
+    assert "value" not in init["env"][0]  # by secretKeyRef only
+    without = resources.runtime_pod(MODULE, live_spec(), OperatorSettings())
+    assert "initContainers" not in without["spec"]
