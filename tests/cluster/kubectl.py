@@ -43,6 +43,12 @@ class Kubectl:
     def apply(self, manifest: str, namespace: str, check: bool = True) -> Result:
         return self.run("apply", "-n", namespace, "-f", "-", stdin=manifest, check=check)
 
+    def patch_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> Result:
+        """A merge patch of a TradingModule's spec, as `kubectl patch --type=merge`."""
+        return self.run(
+            "patch", "tm", name, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": spec})
+        )
+
     def pods(self, namespace: str, selector: str = "app.kubernetes.io/managed-by") -> list[Any]:
         items: list[Any] = self.json("get", "pods", "-n", namespace, "-l", selector)["items"]
         return items

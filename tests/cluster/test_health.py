@@ -280,16 +280,7 @@ def test_operator_killed_between_delete_and_create_leaves_one_pod(
     rng = random.Random(20261126)
     sizes = ["900", "1100"]
     for i in range(10):
-        kubectl.run(
-            "patch",
-            "tm",
-            NAME,
-            "-n",
-            namespace,
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"risk": {"maxPositionSize": sizes[i % 2]}}}),
-        )
+        kubectl.patch_spec(namespace, NAME, {"risk": {"maxPositionSize": sizes[i % 2]}})
         time.sleep(rng.uniform(0.0, 2.5))  # somewhere in delete -> wait -> create
         op.kill()
         assert (

@@ -7,7 +7,6 @@ operator's word about itself.
 from __future__ import annotations
 
 import copy
-import json
 import re
 import time
 import urllib.request
@@ -170,16 +169,7 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
 
     active.kill()
     killed = time.monotonic()
-    kubectl.run(
-        "patch",
-        "tm",
-        "dex",
-        "-n",
-        own_namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"risk": {"maxPositionSize": "1234"}}}),
-    )
+    kubectl.patch_spec(own_namespace, "dex", {"risk": {"maxPositionSize": "1234"}})
 
     def applied() -> bool:
         pods = runtime_pods(kubectl, own_namespace)

@@ -154,16 +154,7 @@ def test_spec_change_replaces_the_pod_without_overlap(
     kubectl: Kubectl, namespace: str, running: dict[str, Any], census: PodCensus
 ) -> None:
     old_uid = running["metadata"]["uid"]
-    kubectl.run(
-        "patch",
-        "tm",
-        "dex-trading",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"risk": {"maxPositionSize": "1500"}}}),
-    )
+    kubectl.patch_spec(namespace, "dex-trading", {"risk": {"maxPositionSize": "1500"}})
 
     def replaced() -> bool:
         pods = runtime_pods(kubectl, namespace)
@@ -183,16 +174,7 @@ def test_spec_change_replaces_the_pod_without_overlap(
 def test_health_settings_change_keeps_the_pod(
     kubectl: Kubectl, namespace: str, running: dict[str, Any], census: PodCensus
 ) -> None:
-    kubectl.run(
-        "patch",
-        "tm",
-        "dex-trading",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"health": {"intervalSeconds": 7}}}),
-    )
+    kubectl.patch_spec(namespace, "dex-trading", {"health": {"intervalSeconds": 7}})
     tm = eventually(
         lambda: (
             (m := module(kubectl, namespace))["status"]["observedGeneration"]
@@ -210,28 +192,10 @@ def test_health_settings_change_keeps_the_pod(
 def test_disable_removes_the_pod_and_enable_restores_it(
     kubectl: Kubectl, namespace: str, running: dict[str, Any], census: PodCensus
 ) -> None:
-    kubectl.run(
-        "patch",
-        "tm",
-        "dex-trading",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec":{"enabled":false}}',
-    )
+    kubectl.patch_spec(namespace, "dex-trading", {"enabled": False})
     eventually(lambda: not runtime_pods(kubectl, namespace), timeout=60, what="pod removed")
     assert phase(kubectl, namespace) == "Disabled"
-    kubectl.run(
-        "patch",
-        "tm",
-        "dex-trading",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec":{"enabled":true}}',
-    )
+    kubectl.patch_spec(namespace, "dex-trading", {"enabled": True})
     eventually(lambda: phase(kubectl, namespace) == "Running", timeout=60, what="running again")
     assert census.most == 1
 
@@ -298,8 +262,10 @@ def test_depends_on_waits_for_the_dependency(
     doc["spec"]["dependsOn"] = ["dex-trading"]
     kubectl.apply(yaml.safe_dump(doc), namespace)
     eventually(
-        lambda: (module_status(kubectl, namespace, "follower").get("message") or "")
-        == "waiting for dex-trading (not found)",
+        lambda: (
+            (module_status(kubectl, namespace, "follower").get("message") or "")
+            == "waiting for dex-trading (not found)"
+        ),
         what="follower waits",
     )
     assert not runtime_pods(kubectl, namespace)
