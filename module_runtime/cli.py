@@ -25,13 +25,8 @@ import prometheus_client
 
 from module_runtime import config as runtime_config
 from module_runtime import logs
-from module_runtime.chain.market import (
-    PoolMarket,
-    chain_market,
-    module_venues,
-    pool_broker,
-    simulated_market,
-)
+from module_runtime.chain.market import chain_market, module_venues, pool_broker, simulated_market
+from module_runtime.chain.pool_market import PoolMarket
 from module_runtime.clock import Clock, SystemClock
 from module_runtime.config import ConfigError, RuntimeConfig
 from module_runtime.db import commands as db_commands

@@ -59,7 +59,9 @@ from decimal import ROUND_DOWN, Decimal, localcontext
 
 from pydantic import Field, model_validator
 
-from module_runtime.chain.market import EvmAddress, PoolMarket, PoolState, VenueConfig
+from module_runtime.chain.pool_market import PoolMarket
+from module_runtime.chain.pool_state import PoolState
+from module_runtime.chain.venues import EvmAddress, VenueConfig
 from module_runtime.modules.base import BPS, BaseModule, InvalidStrategyParams, StrategyParams
 from module_runtime.modules.dex_trading import require
 from module_runtime.orders import Order, OrderStatus, Side

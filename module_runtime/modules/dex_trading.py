@@ -4,7 +4,7 @@
   seeded random walk, filled by the host's `PaperBroker`. `router`/`pool` are not needed
   (and are ignored if given).
 - `marketData.source: evm` (+ `rpcUrl`): prices are the pool's mid price read over
-  JSON-RPC (`module_runtime.chain.market`). Paper mode fills at exactly what the pool
+  JSON-RPC (`module_runtime.chain.pool_market`). Paper mode fills at exactly what the pool
   would pay (`PoolPaperBroker`); live mode signs and sends swaps through the Router
   (`ChainBroker` -> `Web3Broker`) with the wallet key from `TRADEPLANE_WALLET_KEY`.
   Every swap's `min_out` (the router's `amountOutMin`) is the pool's exact quote for that
@@ -34,7 +34,8 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from module_runtime.chain.market import EvmAddress, PoolMarket, VenueConfig
+from module_runtime.chain.pool_market import PoolMarket
+from module_runtime.chain.venues import EvmAddress, VenueConfig
 from module_runtime.modules.base import InvalidStrategyParams, StrategyParams
 from module_runtime.modules.price_band import PriceBandModule, PriceBandParams
 from module_runtime.orders import Order

@@ -12,7 +12,7 @@ deposited (both tokens at the mid price), so max position size, available capita
 daily loss budget at the stop and drawdown all apply; a remove is a reducing SELL. The
 ledger records intent and outcome of both; realized PnL of a round trip is value withdrawn
 - value deposited. The LP position is marked at the LP token's value, so the base module's
-stop loss removes liquidity too. (`module_runtime.chain.market`, "Liquidity orders".)
+stop loss removes liquidity too. (`module_runtime.chain.pool_brokers`, "Liquidity orders".)
 
 Fees and impermanent loss, versus holding the deposited tokens (quote units, Decimal):
 with `b0`, `q0` the tokens deposited, `L0 = sqrt(b0 x q0)` the deposit's liquidity (the
@@ -52,14 +52,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import Field, model_validator
 
-from module_runtime.chain.market import (
-    EvmAddress,
-    LiquidityReceipt,
-    PoolMarket,
-    PoolState,
-    VenueConfig,
-)
+from module_runtime.chain.pool_market import LiquidityReceipt, PoolMarket
+from module_runtime.chain.pool_state import PoolState
 from module_runtime.chain.units import apply_slippage
+from module_runtime.chain.venues import EvmAddress, VenueConfig
 from module_runtime.modules.base import BaseModule, InvalidStrategyParams, StrategyParams
 from module_runtime.modules.dex_trading import require
 from module_runtime.orders import Fill, Order, OrderStatus, Side

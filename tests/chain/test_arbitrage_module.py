@@ -12,7 +12,8 @@ from web3 import AsyncWeb3
 
 from module_runtime import cli
 from module_runtime.chain import to_units
-from module_runtime.chain.market import PoolMarket, pool_broker
+from module_runtime.chain.market import pool_broker
+from module_runtime.chain.pool_market import PoolMarket
 from module_runtime.clock import SystemClock
 from module_runtime.host import ModuleHost
 from module_runtime.modules.arbitrage import ArbitrageModule

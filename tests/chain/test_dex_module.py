@@ -12,7 +12,8 @@ from prometheus_client import generate_latest
 from web3 import AsyncWeb3
 
 from module_runtime.chain import PoolClient, apply_slippage, from_units, to_units
-from module_runtime.chain.market import ChainBroker, PoolMarket, PoolPaperBroker
+from module_runtime.chain.pool_brokers import ChainBroker, PoolPaperBroker
+from module_runtime.chain.pool_market import PoolMarket
 from module_runtime.modules.dex_trading import DexTradingModule
 from module_runtime.orders import Order, OrderStatus, Side
 

@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from web3 import AsyncWeb3
 
 from module_runtime.chain import PoolClient, to_units
-from module_runtime.chain.market import ChainBroker, PoolMarket
+from module_runtime.chain.pool_brokers import ChainBroker
+from module_runtime.chain.pool_market import PoolMarket
 from module_runtime.modules.liquidity import FEES_METRIC, IL_METRIC, LiquidityModule
 from module_runtime.orders import OrderStatus, Side
 from module_runtime.positions import ACCOUNTING_CONTEXT

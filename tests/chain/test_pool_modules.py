@@ -21,13 +21,11 @@ from prometheus_client import generate_latest
 
 from module_runtime import cli
 from module_runtime.chain import Token, get_amount_out
-from module_runtime.chain.market import (
-    PoolMarket,
-    PoolPaperBroker,
-    PoolState,
-    VenueConfig,
-    pool_broker,
-)
+from module_runtime.chain.market import pool_broker
+from module_runtime.chain.pool_brokers import PoolPaperBroker
+from module_runtime.chain.pool_market import PoolMarket
+from module_runtime.chain.pool_state import PoolState
+from module_runtime.chain.venues import VenueConfig
 from module_runtime.clock import ManualClock
 from module_runtime.config import ConfigError, RuntimeConfig
 from module_runtime.host import ModuleHost
