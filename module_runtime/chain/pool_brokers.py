@@ -36,14 +36,14 @@ from typing import Any
 from ..clock import Clock, SystemClock
 from ..market_data import MarketDataUnavailable
 from ..orders import Fill, Order, OrderStatus, Side
-from .pool import FEE_DENOMINATOR, Token
+from .pool import Token
 from .pool_market import LiquidityReceipt, PoolMarket
 from .pool_state import PoolState
 from .router import NATIVE_DECIMALS, RouterClient, transfers
 from .tx import UNKNOWN_OUTCOME_ERRORS, TxOutcome, TxSender
-from .units import from_units, product, ratio
+from .units import from_units, ratio
 from .venues import ChainPool
-from .web3_broker import Web3Broker
+from .web3_broker import Web3Broker, swap_fill
 
 log = logging.getLogger(__name__)
 
@@ -52,39 +52,6 @@ DEFAULT_SLIPPAGE_PERCENT = Decimal("0.5")
 
 
 # ---- fills -------------------------------------------------------------------------------
-
-
-def swap_fill(
-    order: Order,
-    state: PoolState,
-    amount_in: int,
-    amount_out: int,
-    *,
-    at: datetime,
-    tx_hash: str | None = None,
-    gas_fee: Decimal = Decimal(0),
-) -> Fill:
-    """A FILLED swap as `Web3Broker` reports it: fee-exclusive price, pool fee in quote."""
-    fee_share = Decimal(state.fee_bps) / FEE_DENOMINATOR
-    if order.side is Side.BUY:
-        quote_in, base = state.quote.from_units(amount_in), state.base.from_units(amount_out)
-        fee = product(quote_in, fee_share)
-        price = ratio(quote_in - fee, base)
-    else:
-        base, quote_out = state.base.from_units(amount_in), state.quote.from_units(amount_out)
-        fee_base = product(base, fee_share)
-        price = ratio(quote_out, base - fee_base)
-        fee = product(fee_base, price)
-    return Fill(
-        order.order_id,
-        OrderStatus.FILLED,
-        quantity=base,
-        price=price,
-        fee=fee,
-        tx_hash=tx_hash,
-        at=at,
-        gas_fee=gas_fee,
-    )
 
 
 def liquidity_fill(
@@ -166,12 +133,20 @@ class PoolPaperBroker:
         if amount_in == 0:
             return self._outcome(order, OrderStatus.REJECTED, "order rounds to 0 units")
         amount_out = state.swap_out(order.side, amount_in)
-        out_token = state.base if order.side is Side.BUY else state.quote
+        in_token, out_token = (
+            (state.quote, state.base) if order.side is Side.BUY else (state.base, state.quote)
+        )
         if order.min_out is not None and amount_out < out_token.to_units(order.min_out):
             return self._outcome(order, OrderStatus.REVERTED, "Router: output below amountOutMin")
         if amount_out == 0:
             return self._outcome(order, OrderStatus.REVERTED, "Pair: insufficient output amount")
-        return swap_fill(order, state, amount_in, amount_out, at=self._clock.now())
+        return swap_fill(
+            order,
+            state.fee_bps,
+            in_token.from_units(amount_in),
+            out_token.from_units(amount_out),
+            at=self._clock.now(),
+        )
 
     def _liquidity(self, order: Order, state: PoolState) -> Fill:
         liquidity = state.lp.to_units(order.quantity)

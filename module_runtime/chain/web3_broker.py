@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 
 from ..orders import Fill, Order, OrderStatus, Side
@@ -98,23 +99,46 @@ class Web3Broker:
                 at=now,
                 gas_fee=outcome.fee_native,
             )
-        fee_share = Decimal(pool.fee_bps) / FEE_DENOMINATOR
-        if order.side is Side.BUY:
-            quote_in, base = outcome.amount_in_decimal, outcome.amount_out_decimal
-            fee = product(quote_in, fee_share)
-            price = ratio(quote_in - fee, base)
-        else:
-            base, quote_out = outcome.amount_in_decimal, outcome.amount_out_decimal
-            fee_base = product(base, fee_share)
-            price = ratio(quote_out, base - fee_base)
-            fee = product(fee_base, price)
-        return Fill(
-            order.order_id,
-            OrderStatus.FILLED,
-            quantity=base,
-            price=price,
-            fee=fee,
-            tx_hash=outcome.tx_hash,
+        return swap_fill(
+            order,
+            pool.fee_bps,
+            outcome.amount_in_decimal,
+            outcome.amount_out_decimal,
             at=now,
+            tx_hash=outcome.tx_hash,
             gas_fee=outcome.fee_native,
         )
+
+
+def swap_fill(
+    order: Order,
+    fee_bps: int,
+    amount_in: Decimal,
+    amount_out: Decimal,
+    *,
+    at: datetime,
+    tx_hash: str | None = None,
+    gas_fee: Decimal = Decimal(0),
+) -> Fill:
+    """A FILLED exact-input swap (module docstring): fee-exclusive price, pool fee in quote.
+    Amounts in tokens: quote in and base out for a buy, base in and quote out for a sell."""
+    fee_share = Decimal(fee_bps) / FEE_DENOMINATOR
+    if order.side is Side.BUY:
+        quote_in, base = amount_in, amount_out
+        fee = product(quote_in, fee_share)
+        price = ratio(quote_in - fee, base)
+    else:
+        base, quote_out = amount_in, amount_out
+        fee_base = product(base, fee_share)
+        price = ratio(quote_out, base - fee_base)
+        fee = product(fee_base, price)
+    return Fill(
+        order.order_id,
+        OrderStatus.FILLED,
+        quantity=base,
+        price=price,
+        fee=fee,
+        tx_hash=tx_hash,
+        at=at,
+        gas_fee=gas_fee,
+    )
