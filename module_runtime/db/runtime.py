@@ -31,6 +31,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from module_runtime.backoff import Backoff
 from module_runtime.orders import Fill
 from module_runtime.risk import HaltInfo
 from module_runtime.trade_stats import TradeStats
@@ -133,7 +134,7 @@ class Persistence:
 
     async def start(self, stop: asyncio.Event | None = None) -> None:
         """Connect (retrying while unreachable), reconcile, sync. Raises `SchemaError`."""
-        delay = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         while True:
             try:
                 await self.ledger.connect()
@@ -141,6 +142,7 @@ class Persistence:
             except SchemaError:
                 raise
             except LedgerUnavailable as error:
+                delay = backoff.next()
                 log.warning(
                     "database not reachable at start; retrying",
                     extra={"error": str(error), "retry_in": delay},
@@ -149,7 +151,6 @@ class Persistence:
                 if stop is not None and stop.is_set():
                     return
                 await self._sleep(delay, stop)
-                delay = min(delay * 2, self.backoff_max)
         await self.reconcile(all_open=True)
         await self.host.order_path.restore()
         self._halt = self.host.order_path.halt_info
@@ -200,17 +201,17 @@ class Persistence:
             "database unreachable: no orders until it is back", extra={"error": self.ledger.problem}
         )
         await self.host.order_path.restore()  # fails -> the order path reports it
-        delay = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         while True:
             try:
                 await self.ledger.reconnect(writable=False)
                 break
             except LedgerUnavailable as error:
+                delay = backoff.next()
                 log.info(
                     "database still unreachable", extra={"error": str(error), "retry_in": delay}
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff_max)
         await self.host.order_path.restore()  # re-sync the risk state from the ledger
         self.ledger.allow_writes()
         log.warning("database back: trading resumes", extra={"outages": self.outages})

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter
 
+from module_runtime.backoff import Backoff
 from module_runtime.prom import LABELS
 
 from .ledger import CONNECTION_ERRORS, ModuleRef
@@ -499,21 +500,19 @@ class SignalBus:
             )
 
     async def _supervise(self) -> None:
-        delay = self.backoff_initial
+        backoff = Backoff(self.backoff_initial, self.backoff_max)
         while not self._closed:
             conn = self._conn
             if conn is None:
                 try:
                     await self._connect()
-                    delay = self.backoff_initial
+                    backoff.reset()
                 except SignalsUnavailable as error:
                     log.info("signal bus still unreachable", extra={"error": str(error)})
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.backoff_max)
+                    await asyncio.sleep(backoff.next())
                 except Exception:
                     log.exception("signal bus connect failed")
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.backoff_max)
+                    await asyncio.sleep(backoff.next())
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), timeout=self.probe_seconds)
