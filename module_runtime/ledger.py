@@ -16,6 +16,7 @@ implements the same protocol.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -83,6 +84,26 @@ class Rejection:
     reason: str
 
 
+def outcome_of(
+    fill: Fill, intents: Mapping[str, Order], latest: Mapping[str, Fill]
+) -> Order | None:
+    """The order whose intent `fill` is an outcome of; None when `fill` repeats that order's
+    final outcome (logged: there is nothing to record). Raises `UnknownOrder` without an
+    intent, `LedgerConflict` when the order already has a different final outcome."""
+    order = intents.get(fill.order_id)
+    if order is None:
+        raise UnknownOrder(f"no intent for order {fill.order_id}")
+    previous = latest.get(fill.order_id)
+    if previous is not None and previous.status in FINAL_STATUSES:
+        if same_outcome(previous, fill):
+            log.info("duplicate outcome ignored", extra={"order_id": fill.order_id})
+            return None
+        raise LedgerConflict(
+            f"order {fill.order_id} is already {previous.status}; refusing {fill.status}"
+        )
+    return order
+
+
 def same_outcome(a: Fill, b: Fill) -> bool:
     """Two reports of one outcome (the time it was observed may differ)."""
     return (a.status, a.quantity, a.price, a.fee, a.tx_hash) == (
@@ -115,17 +136,9 @@ class InMemoryLedger:
         self._intents[order.order_id] = order
 
     async def record_outcome(self, fill: Fill) -> None:
-        order = self._intents.get(fill.order_id)
+        order = outcome_of(fill, self._intents, self._latest)
         if order is None:
-            raise UnknownOrder(f"no intent for order {fill.order_id}")
-        previous = self._latest.get(fill.order_id)
-        if previous is not None and previous.status in FINAL_STATUSES:
-            if same_outcome(previous, fill):
-                log.info("duplicate outcome ignored", extra={"order_id": fill.order_id})
-                return
-            raise LedgerConflict(
-                f"order {fill.order_id} is already {previous.status}; refusing {fill.status}"
-            )
+            return
         if fill.status is OrderStatus.FILLED:
             trade = self._book.apply(order, fill)  # raises before changing anything
             if trade is not None:

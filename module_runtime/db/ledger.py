@@ -48,7 +48,7 @@ from module_runtime.ledger import (
     LedgerError,
     Rejection,
     UnknownOrder,
-    same_outcome,
+    outcome_of,
 )
 from module_runtime.orders import Fill, Order, OrderStatus, Side
 from module_runtime.positions import ClosedTrade, Position, PositionBook, PositionError
@@ -433,17 +433,9 @@ class PgLedger:
 
     async def _record_outcome(self, fill: Fill) -> None:
         state = self._state
-        order = state.intents.get(fill.order_id)
+        order = outcome_of(fill, state.intents, state.latest)
         if order is None:
-            raise UnknownOrder(f"no intent for order {fill.order_id}")
-        previous = state.latest.get(fill.order_id)
-        if previous is not None and previous.status in FINAL_STATUSES:
-            if same_outcome(previous, fill):
-                log.info("duplicate outcome ignored", extra={"order_id": fill.order_id})
-                return
-            raise LedgerConflict(
-                f"order {fill.order_id} is already {previous.status}; refusing {fill.status}"
-            )
+            return
         book, trade = state.book, None
         if fill.status is OrderStatus.FILLED:
             book = _copy_book(state.book)
