@@ -324,28 +324,20 @@ class ChainBroker:
                 if (s, r) == (sender, receiver)
             )
 
-        if order.side is Side.BUY:
-            receipt = LiquidityReceipt(
-                order.order_id,
-                venue.name,
-                True,
-                moved(state.base, mine, pair),
-                moved(state.quote, mine, pair),
-                moved(state.lp, ZERO_ADDRESS, mine),
-                state,
-                outcome.tx_hash,
-            )
-        else:
-            receipt = LiquidityReceipt(
-                order.order_id,
-                venue.name,
-                False,
-                moved(state.base, pair, mine),
-                moved(state.quote, pair, mine),
-                moved(state.lp, mine, pair),
-                state,
-                outcome.tx_hash,
-            )
+        # add: base and quote go to the pair, LP tokens are minted to us; remove: the reverse
+        added = order.side is Side.BUY
+        tokens = (mine, pair) if added else (pair, mine)
+        lp = (ZERO_ADDRESS, mine) if added else (mine, pair)
+        receipt = LiquidityReceipt(
+            order.order_id,
+            venue.name,
+            added,
+            moved(state.base, *tokens),
+            moved(state.quote, *tokens),
+            moved(state.lp, *lp),
+            state,
+            outcome.tx_hash,
+        )
         self.market.receipts[order.order_id] = receipt
         log.info(
             "liquidity order %s %s in tx %s",
