@@ -320,7 +320,10 @@ class PgLedger:
             self.problem = None
             log.info(
                 "ledger connected",
-                extra={"module_name": self.module.label, "open_intents": len(self.intents())},
+                extra={
+                    "module_name": self.module.label,
+                    "open_intents": len(self._state.open_intents()),
+                },
             )
 
     async def reconnect(self, *, writable: bool = True) -> None:

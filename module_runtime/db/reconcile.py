@@ -18,8 +18,14 @@ Resolvers:
   from the node -> DROPPED. Without one (the runtime died after broadcasting but before
   anything was recorded), by scanning the blocks since the intent for an unclaimed
   Router swap from our account with the order's exact amountIn, path (and amountOutMin
-  when the order had one); not found while nothing of ours is pending -> DROPPED (never
-  broadcast; the nonce is reused by the next order, so it can never be mined later).
+  when the order had one); not found while every transaction of ours the node knows is
+  in the scanned blocks -> DROPPED (never broadcast; the nonce is reused by the next
+  order, so it can never be mined later).
+- `ChainIntentResolver`: the live pool modules' `ChainBroker` (dex_trading, arbitrage,
+  liquidity_provision on `marketData.source: evm`). A swap is resolved as above by the
+  `Web3IntentResolver` of its venue's `Web3Broker` (that venue's Router and pool). A
+  liquidity order (add/remove on a venue's LP token) is not matched: it stays open,
+  reported (logged once), its notional reserved, until a person settles it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from module_runtime.ledger import FINAL_STATUSES, Ledger
 from module_runtime.orders import Fill, Order, OrderStatus, Side
 
 if TYPE_CHECKING:
+    from module_runtime.chain.market import ChainBroker
     from module_runtime.chain.pool import PoolClient
     from module_runtime.chain.web3_broker import Web3Broker
 
@@ -204,11 +211,15 @@ class Web3IntentResolver:
                     continue
                 receipt = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
                 return self._from_receipt(order, pool, receipt)
+        # Every transaction of ours the node knows (mined or in its pool) must be in the
+        # blocks just scanned, else one may be this order's: the count at the last scanned
+        # block, not at "latest", which may have moved on while we scanned (a swap mined
+        # meanwhile would be taken for "never broadcast" and its trade lost).
         account = self.w3.to_checksum_address(self.address)
         pending = int(await self.w3.eth.get_transaction_count(account, "pending"))
-        mined = int(await self.w3.eth.get_transaction_count(account, "latest"))
-        if pending > mined:
-            return None  # something of ours is still in the pool: ask again later
+        scanned = int(await self.w3.eth.get_transaction_count(account, latest))
+        if pending > scanned:
+            return None  # something of ours is in the pool or newer: ask again later
         return Fill(
             order.order_id,
             OrderStatus.DROPPED,
@@ -258,6 +269,50 @@ class Web3IntentResolver:
         return self.broker._fill(order, pool, outcome)
 
 
+class ChainIntentResolver:
+    """Resolves open intents of a `ChainBroker` (see the module docstring): swaps by the
+    `Web3IntentResolver` of the order's venue; liquidity orders stay open (reported)."""
+
+    def __init__(
+        self,
+        broker: ChainBroker,
+        *,
+        claimed: Callable[[], frozenset[str]] = frozenset,
+        **options: Any,
+    ) -> None:
+        self.broker = broker
+        self.claimed = claimed
+        self.options = options  # for each venue's Web3IntentResolver (slack, max_blocks)
+        self._venues: dict[str, Web3IntentResolver] = {}
+        self._reported: set[str] = set()
+
+    async def resolve(self, order: Order, last: Fill | None) -> Fill | None:
+        from module_runtime.chain.market import ChainPool
+
+        venue, is_liquidity = self.broker.market.route(order)  # LookupError: left open
+        if not isinstance(venue, ChainPool) or venue.config.router is None:
+            raise LookupError(f"venue {venue.name} has no router: cannot look the order up")
+        if is_liquidity:
+            if order.order_id not in self._reported:
+                self._reported.add(order.order_id)
+                log.warning(
+                    "an open liquidity order cannot be reconciled from the chain: left open",
+                    extra={"order_id": order.order_id, "venue": venue.name},
+                )
+            return None
+        resolver = self._venues.get(venue.name)
+        if resolver is None:
+            from module_runtime.chain.web3_broker import Web3Broker
+
+            pool = await venue.client()  # the node's errors: logged, asked again next time
+            # the venue's swaps as the broker sends them (its Router, sender and pool); used
+            # to read the chain and to book a found swap exactly like a live one, never to send
+            swaps = Web3Broker(self.broker.router(venue), [pool], name=venue.name)
+            resolver = Web3IntentResolver(swaps, claimed=self.claimed, **self.options)
+            self._venues[venue.name] = resolver
+        return await resolver.resolve(order, last)
+
+
 def _hex_hash(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return "0x" + bytes(value).hex()
@@ -266,7 +321,8 @@ def _hex_hash(value: Any) -> str:
 
 
 def resolver_for(broker: object, claimed: Callable[[], frozenset[str]]) -> IntentResolver | None:
-    """The resolver for a runtime's broker: paper, web3, or None (left open, reported)."""
+    """The resolver for a runtime's broker: paper, web3, chain (pools), or None (left
+    open, reported)."""
     from module_runtime.paper_broker import PaperBroker
 
     if isinstance(broker, PaperBroker):
@@ -276,6 +332,8 @@ def resolver_for(broker: object, claimed: Callable[[], frozenset[str]]) -> Inten
     pools = sys.modules.get("module_runtime.chain.market")  # imported iff in use
     if pools is not None and isinstance(broker, pools.PoolPaperBroker):
         return PaperResolver()  # paper on a real pool: nothing was ever sent
+    if pools is not None and isinstance(broker, pools.ChainBroker):
+        return ChainIntentResolver(broker, claimed=claimed)  # live on pools: per venue
     chain = sys.modules.get("module_runtime.chain.web3_broker")
     if chain is not None and isinstance(broker, chain.Web3Broker):
         return Web3IntentResolver(broker, claimed=claimed)
