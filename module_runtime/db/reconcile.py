@@ -329,7 +329,7 @@ def resolver_for(broker: object, claimed: Callable[[], frozenset[str]]) -> Inten
         return PaperResolver()
     import sys
 
-    pools = sys.modules.get("module_runtime.chain.market")  # imported iff in use
+    pools = sys.modules.get("module_runtime.chain.pool_brokers")  # imported iff in use
     if pools is not None and isinstance(broker, pools.PoolPaperBroker):
         return PaperResolver()  # paper on a real pool: nothing was ever sent
     if pools is not None and isinstance(broker, pools.ChainBroker):
