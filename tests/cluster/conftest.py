@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.census import PodCensus
 from tests.cluster.kubectl import Kubectl, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,3 +233,11 @@ def start_operator(
     yield start
     for op in started:
         op.stop()
+
+
+@pytest.fixture
+def census(kubeconfig: Path, namespace: str) -> Iterator[PodCensus]:
+    c = PodCensus(kubeconfig, namespace)
+    time.sleep(0.3)  # the watch is established before anything is created
+    yield c
+    c.stop()

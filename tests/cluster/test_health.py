@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cluster.census import PodCensus
 from tests.cluster.conftest import OperatorProcess
 from tests.cluster.kubectl import Kubectl, events, eventually, module, runtime_pods, status
-from tests.cluster.test_reconcile import PodCensus
 
 pytestmark = pytest.mark.cluster
 
@@ -73,13 +73,6 @@ def health_of(pod: dict[str, Any]) -> dict[str, Any]:
 
 def reasons(kubectl: Kubectl, namespace: str) -> list[str]:
     return [e["reason"] for e in events(kubectl, namespace, NAME)]
-
-
-@pytest.fixture
-def census(kubeconfig: Path, namespace: str) -> PodCensus:
-    c = PodCensus(kubeconfig, namespace)
-    time.sleep(0.3)
-    return c
 
 
 def test_unresponsive_runtime_is_replaced(

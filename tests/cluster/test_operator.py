@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cluster.census import PodCensus
 from tests.cluster.conftest import OperatorProcess, release_modules
 from tests.cluster.kubectl import Kubectl, eventually, runtime_pods, status
-from tests.cluster.test_reconcile import PodCensus
 
 pytestmark = pytest.mark.cluster
 

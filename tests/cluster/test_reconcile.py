@@ -7,19 +7,16 @@ real runtime, `kubectl` as users run it.
 from __future__ import annotations
 
 import json
-import threading
-import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config, watch
 
-from tests.cluster.kubectl import Kubectl, eventually
+from tests.cluster.census import PodCensus
+from tests.cluster.kubectl import Kubectl, eventually, runtime_pods
 from tests.cluster.kubectl import status as module_status
 
 pytestmark = pytest.mark.cluster
@@ -38,66 +35,11 @@ def phase(kubectl: Kubectl, namespace: str, name: str = "dex-trading") -> str | 
     return (module(kubectl, namespace, name).get("status") or {}).get("phase")
 
 
-def runtime_pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
-    return kubectl.pods(namespace, "app.kubernetes.io/managed-by=tradeplane-operator")
-
-
 def ready_since(pod: dict[str, Any]) -> datetime | None:
     for c in (pod.get("status") or {}).get("conditions") or []:
         if c["type"] == "Ready" and c["status"] == "True":
             return datetime.fromisoformat(c["lastTransitionTime"].replace("Z", "+00:00"))
     return None
-
-
-class PodCensus:
-    """Watches the namespace's pods and records the most that ever existed at once."""
-
-    def __init__(self, kubeconfig: Path, namespace: str) -> None:
-        api = config.new_client_from_config(str(kubeconfig))
-        self._core = client.CoreV1Api(api)
-        self._namespace = namespace
-        self._live: set[str] = set()
-        self.most = 0
-        self.created: list[str] = []
-        self._watch = watch.Watch()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        version = ""
-        while not self._stopped.is_set():
-            try:
-                for event in self._watch.stream(
-                    self._core.list_namespaced_pod,
-                    self._namespace,
-                    resource_version=version,
-                    timeout_seconds=60,
-                ):
-                    meta = event["object"].metadata
-                    version = meta.resource_version
-                    if event["type"] == "ADDED" and meta.uid not in self._live:
-                        self._live.add(meta.uid)
-                        self.created.append(meta.uid)
-                    elif event["type"] == "DELETED":
-                        self._live.discard(meta.uid)
-                    self.most = max(self.most, len(self._live))
-            except Exception:
-                if self._stopped.is_set():
-                    return
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._watch.stop()
-
-
-@pytest.fixture
-def census(kubeconfig: Path, namespace: str) -> Iterator[PodCensus]:
-    c = PodCensus(kubeconfig, namespace)
-    time.sleep(0.3)  # the watch is established before anything is created
-    yield c
-    c.stop()
 
 
 @pytest.fixture
