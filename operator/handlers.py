@@ -338,16 +338,16 @@ async def run_module(
 
 
 @kopf.on.delete(*RESOURCE)
-async def module_deleted(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+async def module_deleted(body: kopf.Body, memo: Any, **_: Any) -> None:
     """Remove the runtime pod and wait until it is gone; then the config map."""
     rt = _runtime(memo)
     module = _module_ref(body)
-    pods = list(kwargs["pods_by_module"].get((module.namespace, module.uid), []))
+    # The API's own list, not the index: deletion must not end on a view that lags.
     live = await rt.kube.list_pods(module.namespace, resources.selector(module))
     for pod in live:
         view = decisions.PodView.from_manifest(pod)
         if not view.deleting:
             await rt.kube.delete_pod(module.namespace, view.name, view.uid)
-    if live or pods:
+    if live:
         raise kopf.TemporaryError("waiting for the runtime pod to terminate", delay=1)
     await rt.kube.delete_config_map(module.namespace, resources.config_map_name(module))
