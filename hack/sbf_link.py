@@ -52,7 +52,11 @@ def link(obj: bytes, entry: str = "entrypoint") -> bytes:
     text = obj[sections[text_index][4] : sections[text_index][4] + sections[text_index][5]]
     for name, s in zip(names, sections, strict=True):
         kind, size = s[1], s[5]
-        if kind in (SHT_PROGBITS, SHT_NOBITS) and size and name.startswith((".rodata", ".data", ".bss")):
+        if (
+            kind in (SHT_PROGBITS, SHT_NOBITS)
+            and size
+            and name.startswith((".rodata", ".data", ".bss"))
+        ):
             raise LinkError(f"section {name}: static data is not supported (keep to .text)")
         if kind == SHT_PROGBITS and size and name.startswith(".text") and name != ".text":
             raise LinkError(f"section {name}: only one .text section is supported")
@@ -92,7 +96,8 @@ def _shared_object(text: bytes, entry: int, calls: list[tuple[int, str]]) -> byt
         name_at[name] = len(dynstr)
         dynstr += name.encode() + b"\0"
     dynsym = b"\0" * 24 + b"".join(
-        struct.pack("<IBBHQQ", name_at[n], 0x10, 0, 0, 0, 0) for n in syscalls  # GLOBAL, UND
+        struct.pack("<IBBHQQ", name_at[n], 0x10, 0, 0, 0, 0)
+        for n in syscalls  # GLOBAL, UND
     )
     shstr = b"\0"
     sh_name = {}

@@ -51,7 +51,8 @@ class PoolAccount:
             raise ValueError(f"{address} is not an initialized cpamm pool")
         keys = [Pubkey.from_bytes(data[8 + 32 * i : 40 + 32 * i]) for i in range(4)]
         fee, bump = struct.unpack_from("<QQ", data, 136)
-        return cls(address, *keys, fee_bps=fee, bump=bump)
+        mint_a, mint_b, vault_a, vault_b = keys
+        return cls(address, mint_a, mint_b, vault_a, vault_b, fee_bps=fee, bump=bump)
 
     def authority(self, program_id: Pubkey) -> Pubkey:
         return Pubkey.create_program_address([bytes(self.address), bytes([self.bump])], program_id)

@@ -83,3 +83,31 @@ def transfer(source: Pubkey, dest: Pubkey, owner: Pubkey, amount: int) -> Instru
             AccountMeta(owner, True, False),
         ],
     )
+
+
+ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
+SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
+
+
+def create_associated_account(payer: Pubkey, owner: Pubkey, mint: Pubkey) -> Instruction:
+    """The Associated Token Account program's CreateIdempotent (a no-op if it exists)."""
+    from solders.token.associated import get_associated_token_address
+
+    return Instruction(
+        ASSOCIATED_TOKEN_PROGRAM_ID,
+        bytes([1]),
+        [
+            AccountMeta(payer, True, True),
+            AccountMeta(get_associated_token_address(owner, mint), False, True),
+            AccountMeta(owner, False, False),
+            AccountMeta(mint, False, False),
+            AccountMeta(SYSTEM_PROGRAM_ID, False, False),
+            AccountMeta(TOKEN_PROGRAM_ID, False, False),
+        ],
+    )
+
+
+def associated_address(owner: Pubkey, mint: Pubkey) -> Pubkey:
+    from solders.token.associated import get_associated_token_address
+
+    return get_associated_token_address(owner, mint)
