@@ -82,7 +82,8 @@ class Market:
     other: TxClient
 
     def solana_pool(self) -> SolanaPool:
-        return SolanaPool(SolanaRpc(self.rpc.url), self.config)
+        """A fresh view of the pool (nothing cached), on the fixture's connection."""
+        return SolanaPool(self.rpc, self.config)
 
 
 @pytest.fixture
@@ -111,3 +112,18 @@ async def market(solana_url: str) -> AsyncIterator[Market]:
 
 def pubkey(value: str) -> Pubkey:
     return Pubkey.from_string(value)
+
+
+@pytest.fixture
+async def db_url(pg_url: str) -> str:
+    """A fresh database with the runtime's schema (tests/conftest.py's PostgreSQL)."""
+    import asyncpg
+
+    from module_runtime.db.migrate import migrate
+
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return pg_url

@@ -17,8 +17,9 @@ found"), so clients must handle recent blockhashes as on a real cluster. As on a
 sendTransaction only queues: the transaction executes when the current slot ends (its
 blockhash checked again then), so there is a window between send and confirmation.
 Every landed transaction (success or failure, the fee charged either way) is "finalized"
-at once. One method is the stand-in's own: `standinPendingSignatures` (queued, not yet
-executed), for tests that must act in that window.
+at once. Two methods are the stand-in's own, for tests that must act in that window:
+`standinPendingSignatures` (queued, not yet executed) and `standinHold` (true: queued
+transactions wait, slots go on; false: they execute at the end of the slot).
 
     python tests/solana/litesvm_rpc_standin.py --port 8899 [--slot-ms 400]
         [--program ID=path.so ...] [--ready-file PATH]
@@ -85,6 +86,7 @@ class Chain:
         self.valid[self.latest] = self.slot + VALID_BLOCKS
         self.history: dict[str, dict[str, Any]] = {}
         self.queue: dict[str, VersionedTransaction] = {}
+        self.hold = False
         self.by_address: dict[str, list[str]] = {}
         self.slot_seconds = slot_seconds
         self.started = time.time()
@@ -94,9 +96,10 @@ class Chain:
     def run_slots(self, stop: threading.Event) -> None:
         while not stop.wait(self.slot_seconds):
             with self.lock:
-                queued, self.queue = self.queue, {}
-                for tx in queued.values():
-                    self._execute(tx)
+                if not self.hold:
+                    queued, self.queue = self.queue, {}
+                    for tx in queued.values():
+                        self._execute(tx)
                 self.slot += 1
                 self.svm.warp_to_slot(self.slot)
                 self.svm.expire_blockhash()
@@ -233,6 +236,11 @@ class Chain:
 
     def standinPendingSignatures(self) -> list[str]:
         return list(self.queue)
+
+    def standinHold(self, hold: bool) -> bool:
+        """Hold queued transactions (slots go on; nothing executes) or release them."""
+        self.hold = bool(hold)
+        return self.hold
 
     def _blockhash_ok(self, tx: VersionedTransaction) -> bool:
         last = self.valid.get(str(tx.message.recent_blockhash))
