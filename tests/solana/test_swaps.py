@@ -4,9 +4,11 @@ order path (risk -> ledger intent -> broker -> ledger outcome)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from solders.keypair import Keypair
 
 from module_runtime.chain.units import from_units, product, to_units
@@ -153,9 +155,33 @@ async def test_an_intent_never_sent_is_dropped_once_no_blockhash_can_land(market
     resolver = SolanaIntentResolver(broker)
     assert await resolver.resolve(order, None) is None  # it might still land
     _, horizon = await market.rpc.latest_blockhash()
-    import asyncio
-
     while await market.rpc.block_height() <= horizon:  # noqa: ASYNC110 (polls the chain)
         await asyncio.sleep(0.1)
     settled = await resolver.resolve(order, None)
     assert settled is not None and settled.status is OrderStatus.DROPPED
+
+
+async def test_a_transaction_that_never_landed_is_dropped_at_blockhash_expiry(
+    market: Market,
+) -> None:
+    client = TxClient(market.rpc, Keypair(), poll_seconds=0.02)
+    height = await market.rpc.block_height()
+    outcome = await client.confirm(str(Keypair().sign_message(b"never sent")), height)
+    assert outcome.status is OrderStatus.DROPPED
+    assert outcome.reason == "blockhash expired: never landed"
+
+
+async def test_an_expired_blockhash_is_refused_by_the_node(market: Market) -> None:
+    from solders.message import Message
+    from solders.transaction import Transaction
+
+    from module_runtime.solana.client import memo_ix
+    from module_runtime.solana.rpc import SolanaRpcError
+
+    blockhash, last_valid = await market.rpc.latest_blockhash()
+    while await market.rpc.block_height() <= last_valid:  # noqa: ASYNC110 (polls the chain)
+        await asyncio.sleep(0.1)
+    tx = Transaction([market.trader], Message([memo_ix("late")], market.trader.pubkey()), blockhash)
+    with pytest.raises(SolanaRpcError) as refused:
+        await market.rpc.send(tx, preflight=False)
+    assert refused.value.blockhash_not_found
