@@ -29,7 +29,6 @@ from ..orders import Fill, Order, OrderStatus, Side
 from . import amm, spl
 from .client import LAMPORTS_PER_SOL, TxClient, TxOutcome, order_memo
 from .pool import PoolSnapshot, SolanaPool
-from .rpc import CONNECTION_ERRORS, SolanaRpcError
 
 log = logging.getLogger(__name__)
 SOL_DECIMALS = 9
@@ -69,6 +68,12 @@ class SolanaPaperBroker:
 
     def _fail(self, order: Order, status: OrderStatus, reason: str) -> Fill:
         return Fill(order.order_id, status, reason=reason, at=self._clock.now())
+
+    def intent_resolver(self, claimed: Any = None) -> Any:
+        """For db.reconcile.resolver_for: paper sent nothing, an open intent is DROPPED."""
+        from ..db.reconcile import PaperResolver
+
+        return PaperResolver()
 
     async def execute(self, order: Order) -> Fill:
         refused = _refusal(order, self.pool)
@@ -131,7 +136,7 @@ class SolanaBroker:
             return self._fail(order, OrderStatus.REJECTED, refused)
         try:
             state = await self.pool.state()
-        except (*CONNECTION_ERRORS, SolanaRpcError) as error:
+        except Exception as error:  # nothing was sent
             return self._fail(order, OrderStatus.DROPPED, f"not sent: {error!r}")
         amount_in = state.amount_in(order.side, order.quantity, order.price)
         if amount_in == 0:
@@ -248,13 +253,3 @@ class SolanaIntentResolver:
 
 
 __all__ = ["LAMPORTS_PER_SOL", "SolanaBroker", "SolanaIntentResolver", "SolanaPaperBroker"]
-
-
-def _paper_resolver(self: SolanaPaperBroker, claimed: Any = None) -> Any:
-    """Paper on a real pool: nothing was ever sent, an open intent is DROPPED."""
-    from ..db.reconcile import PaperResolver
-
-    return PaperResolver()
-
-
-SolanaPaperBroker.intent_resolver = _paper_resolver  # type: ignore[attr-defined]
