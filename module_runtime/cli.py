@@ -82,8 +82,14 @@ def build_host(cfg: RuntimeConfig) -> ModuleHost:
     clock = SystemClock()
     try:
         spec = cfg.module.spec
-        market = build_market(cfg, clock)
-        broker = None
+        # a module with a venue of its own (solana_strategies) builds its market and broker
+        parts_of = getattr(module_class_for(spec), "runtime_parts", None)
+        parts = parts_of(spec, wallet_key=cfg.wallet_key, clock=clock) if parts_of else None
+        if parts is not None:
+            market, broker = parts
+        else:
+            market = build_market(cfg, clock)
+            broker = None
         if isinstance(market, PoolMarket):  # pools: paper fills at the pool's exact quote
             broker = pool_broker(
                 market, live=spec.mode == "live", wallet_key=cfg.wallet_key, clock=clock

@@ -327,6 +327,9 @@ def resolver_for(broker: object, claimed: Callable[[], frozenset[str]]) -> Inten
 
     if isinstance(broker, PaperBroker):
         return PaperResolver()
+    own = getattr(broker, "intent_resolver", None)  # a broker that knows its venue (solana)
+    if own is not None:
+        return own(claimed)  # type: ignore[no-any-return]
     import sys
 
     pools = sys.modules.get("module_runtime.chain.pool_brokers")  # imported iff in use
