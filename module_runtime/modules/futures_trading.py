@@ -200,6 +200,12 @@ class FuturesTradingModule(BaseModule[FuturesParams]):
         if start is not None and self.spec.mode is Mode.LIVE:
             await start(self.futures.base, self.futures.quote, self.futures.leverage)
 
+    async def on_stop(self) -> None:
+        """SIGTERM: the live broker cancels the open orders and closes its session."""
+        close = getattr(self.order_path._broker, "close", None)
+        if close is not None:
+            await close()
+
     async def protect(self) -> None:
         """Book funding and liquidations first, then marks and stop losses."""
         await self.order_path.settle()
