@@ -100,7 +100,9 @@ class ExchangeStandin:
     fills: list[Fill] = field(default_factory=list)
     rate_limited: int = 0  # the next N signed requests get HTTP 429 / -1003
     requests: list[str] = field(default_factory=list)
-    # the test's hook: awaited after an order is filled, before the answer is sent
+    # the test's hooks: awaited when an order request arrives (before anything happens),
+    # and after an order is filled, before the answer is sent
+    before_order: Callable[[dict[str, str]], Awaitable[None]] | None = None
     after_fill: Callable[[StandinOrder], Awaitable[None]] | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
@@ -284,6 +286,8 @@ class ExchangeStandin:
         return self.balance - sum((p.margin for p in self.positions.values()), D(0))
 
     async def new_order(self, request: web.Request, params: dict[str, str]) -> web.Response:
+        if self.before_order is not None:
+            await self.before_order(params)
         symbol = params.get("symbol", "")
         if symbol not in self.marks:
             return error(-1121, "Invalid symbol.")
