@@ -11,7 +11,8 @@ event loop never blocks on the exchange).
 - `start`: the symbol must be a perpetual the exchange lists (else the config is
   refused, naming strategy.base), isolated margin and the leverage are set.
 - `position_events`: funding payments from the exchange's income history
-  (`fetch_funding_history`, one event per transaction id).
+  (`fetch_funding_history`, one event per transaction id), asked at most once a minute
+  (the endpoint is heavy in the exchange's rate-limit weights).
 - `close` (SIGTERM): cancel every open order of the symbol, then close the session.
 - `ExchangeIntentResolver`: an open intent is looked up by its client order id:
   FILLED -> that fill, unknown to the exchange (-2013) -> DROPPED, resting -> cancelled.
@@ -21,7 +22,7 @@ event loop never blocks on the exchange).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -113,6 +114,9 @@ class ExchangeFuturesBroker:
         self.tiers = tiers if tiers is not None else dict(default_tables())
         self.symbols: set[str] = set()
         self._funding_since: int | None = None
+        # the income history weighs 30 of Binance's 2400 per minute: asked once a minute
+        self.funding_poll = timedelta(seconds=60)
+        self._next_poll: datetime | None = None
 
     async def start(self, base: str, quote: str, leverage: Decimal) -> None:
         """Check the symbol, set isolated margin and the leverage (at module start)."""
@@ -213,8 +217,10 @@ class ExchangeFuturesBroker:
 
     async def position_events(self, positions: list[Position]) -> list[PositionEvent]:
         """Funding the exchange booked for our symbols since the module started."""
-        if self._funding_since is None:
+        now = self._clock.now()
+        if self._funding_since is None or (self._next_poll is not None and now < self._next_poll):
             return []
+        self._next_poll = now + self.funding_poll
         events = []
         for symbol in sorted(self.symbols):
             base, quote = symbol.split("/")[0], symbol.split(":")[1]
