@@ -86,6 +86,10 @@ class OrderPath:
         return self._ledger
 
     @property
+    def broker(self) -> Broker:
+        return self._broker
+
+    @property
     def limits(self) -> RiskLimits:
         return self._limits
 
@@ -207,6 +211,8 @@ class OrderPath:
                 self._fail("venue could not report funding and liquidations", error)
                 return []
             booked = []
+            known = {e.event_id for e in self._events}
+            found = [e for e in found if e.event_id not in known]  # reported again: booked
             for event in found:
                 try:
                     await self._ledger.record_event(event)

@@ -9,8 +9,11 @@ event loop never blocks on the exchange).
   -1003, reduce-only rejected) is REVERTED with its message; a network failure raises
   (outcome unknown: the intent stays open and is reconciled by client order id).
 - `start`: the symbol must be a perpetual the exchange lists (else the config is
-  refused, naming strategy.base), isolated margin and the leverage are set.
-- `position_events`: funding payments from the exchange's income history
+  refused, naming strategy.base), isolated margin and the leverage are set, and the
+  exchange's own notional brackets replace the built-in tier table for the risk checks.
+- `position_events`: liquidations - a position of ours that `fetch_positions` shows
+  closed, with the exchange's forced order for it (`fetch_my_liquidations`) - and
+  funding payments from the exchange's income history
   (`fetch_funding_history`, one event per transaction id), asked at most once a minute
   (the endpoint is heavy in the exchange's rate-limit weights).
 - `close` (SIGTERM): cancel every open order of the symbol, then close the session.
@@ -29,7 +32,7 @@ from typing import Any
 from module_runtime.clock import Clock
 from module_runtime.config import ConfigError
 from module_runtime.futures.events import EventKind, PositionEvent
-from module_runtime.futures.tiers import TierTable, default_tables
+from module_runtime.futures.tiers import Tier, TierTable, default_tables
 from module_runtime.orders import Fill, Order, OrderStatus
 from module_runtime.positions import Position, PositionKey
 
@@ -139,7 +142,27 @@ class ExchangeFuturesBroker:
             if "No need to change margin type" not in str(error):
                 raise
         await self.exchange.set_leverage(int(leverage), symbol)
+        self.tiers[(base, quote)] = await self._tiers(base, quote)
         self._funding_since = int(self._clock.now().timestamp() * 1000)
+
+    async def _tiers(self, base: str, quote: str) -> TierTable:
+        """The exchange's own brackets for the symbol (numbers in its JSON: read as their
+        decimal text, so 0.004 stays 0.004)."""
+        rows = await self.exchange.fapiPrivateGetLeverageBracket({"symbol": f"{base}{quote}"})
+        brackets = rows[0]["brackets"] if isinstance(rows, list) else rows["brackets"]
+        return TierTable(
+            f"{base}{quote}",
+            [
+                Tier(
+                    _decimal(b["notionalFloor"]),
+                    _decimal(b["notionalCap"]),
+                    _decimal(b["initialLeverage"]),
+                    _decimal(b["maintMarginRatio"]),
+                    _decimal(b["cum"]),
+                )
+                for b in sorted(brackets, key=lambda b: int(b["bracket"]))
+            ],
+        )
 
     async def execute(self, order: Order) -> Fill:
         symbol = symbol_of(order.base, order.quote)
@@ -216,7 +239,50 @@ class ExchangeFuturesBroker:
         return fill if fill.status is not OrderStatus.SENT else None
 
     async def position_events(self, positions: list[Position]) -> list[PositionEvent]:
-        """Funding the exchange booked for our symbols since the module started."""
+        """Liquidations (a position of ours the exchange closed: its forced order) and the
+        funding it booked for our symbols since the module started."""
+        events = await self._liquidations([p for p in positions if p.is_perp])
+        return events + await self._funding()
+
+    async def _liquidations(self, positions: list[Position]) -> list[PositionEvent]:
+        if not positions:
+            return []
+        symbols = [symbol_of(p.base, p.quote) for p in positions]
+        found = await self.exchange.fetch_positions(symbols)
+        amounts = {
+            str((f.get("info") or {}).get("symbol")): _decimal(
+                (f.get("info") or {}).get("positionAmt")
+            )
+            for f in found
+        }
+        events = []
+        for position, symbol in zip(positions, symbols, strict=True):
+            if amounts.get(f"{position.base}{position.quote}", ZERO) != 0:
+                continue
+            since = int(position.opened_at.timestamp() * 1000) if position.opened_at else None
+            forced = await self.exchange.fetch_my_liquidations(symbol, since)
+            if not forced:
+                log.error(
+                    "a position is gone at the exchange without a liquidation record",
+                    extra={"symbol": symbol},
+                )
+                continue
+            info = forced[-1].get("info") or {}
+            at = datetime.fromtimestamp(int(info.get("updateTime") or info["time"]) / 1000, UTC)
+            events.append(
+                PositionEvent(
+                    f"liquidation:{self.name}:{info['orderId']}",
+                    EventKind.LIQUIDATION,
+                    position.base,
+                    position.quote,
+                    price=_decimal(info.get("avgPrice")),
+                    quantity=position.quantity,
+                    at=at,
+                )
+            )
+        return events
+
+    async def _funding(self) -> list[PositionEvent]:
         now = self._clock.now()
         if self._funding_since is None or (self._next_poll is not None and now < self._next_poll):
             return []

@@ -188,7 +188,7 @@ class FuturesTradingModule(BaseModule[FuturesParams]):
 
     def configure(self) -> None:
         p = self.futures
-        tiers = dict(getattr(self.order_path._broker, "tiers", None) or default_tables())
+        tiers = dict(getattr(self.order_path.broker, "tiers", None) or default_tables())
         self.tiers = tiers
         self.table = check_params(p, self.spec, tiers)
         self.order_path.use_tiers(tiers)
@@ -196,13 +196,18 @@ class FuturesTradingModule(BaseModule[FuturesParams]):
         self._step = Decimal(1).scaleb(-p.quantity_decimals)
 
     async def on_start(self) -> None:
-        start = getattr(self.order_path._broker, "start", None)
+        start = getattr(self.order_path.broker, "start", None)
         if start is not None and self.spec.mode is Mode.LIVE:
             await start(self.futures.base, self.futures.quote, self.futures.leverage)
+            self.tiers = dict(
+                getattr(self.order_path.broker, "tiers", self.tiers)
+            )  # the exchange's
+            self.table = check_params(self.futures, self.spec, self.tiers)
+            self.order_path.use_tiers(self.tiers)
 
     async def on_stop(self) -> None:
         """SIGTERM: the live broker cancels the open orders and closes its session."""
-        close = getattr(self.order_path._broker, "close", None)
+        close = getattr(self.order_path.broker, "close", None)
         if close is not None:
             await close()
 

@@ -98,6 +98,8 @@ class ExchangeStandin:
     positions: dict[str, Position] = field(default_factory=dict)
     orders: dict[int, StandinOrder] = field(default_factory=dict)
     fills: list[Fill] = field(default_factory=list)
+    force_orders: list[StandinOrder] = field(default_factory=list)
+    income_history: list[dict[str, Any]] = field(default_factory=list)
     rate_limited: int = 0  # the next N signed requests get HTTP 429 / -1003
     requests: list[str] = field(default_factory=list)
     # the test's hooks: awaited when an order request arrives (before anything happens),
@@ -129,6 +131,8 @@ class ExchangeStandin:
             ("GET", "/fapi/v3/positionRisk"): self.position_risk,
             ("GET", "/fapi/v2/balance"): self.account_balance,
             ("GET", "/fapi/v1/income"): self.income,
+            ("GET", "/fapi/v1/forceOrders"): self.forced,
+            ("GET", "/fapi/v1/leverageBracket"): self.brackets,
         }
 
         async def route(request: web.Request) -> web.Response:
@@ -493,7 +497,91 @@ class ExchangeStandin:
         )
 
     async def income(self, request: web.Request, params: dict[str, str]) -> web.Response:
-        return web.json_response([])
+        rows = [
+            r
+            for r in self.income_history
+            if params.get("incomeType") in (None, r["incomeType"])
+            and params.get("symbol") in (None, r["symbol"])
+            and int(params.get("startTime", "0")) <= r["time"]
+        ]
+        return web.json_response(rows)
+
+    async def brackets(self, request: web.Request, params: dict[str, str]) -> web.Response:
+        """The exchange's notional tiers (the published BTCUSDT brackets for every symbol);
+        numbers, as Binance sends them."""
+        from module_runtime.futures.tiers import BTC_TIERS
+
+        rows = [
+            {
+                "symbol": symbol,
+                "brackets": [
+                    {
+                        "bracket": i + 1,
+                        "initialLeverage": lev,
+                        "notionalCap": int(cap),
+                        "notionalFloor": int(floor),
+                        "maintMarginRatio": float(mmr),
+                        "cum": float(cum),
+                    }
+                    for i, (floor, cap, lev, mmr, cum) in enumerate(BTC_TIERS)
+                ],
+            }
+            for symbol in self.marks
+            if params.get("symbol") in (None, symbol)
+        ]
+        return web.json_response(rows)
+
+    async def forced(self, request: web.Request, params: dict[str, str]) -> web.Response:
+        rows = [
+            o.body()
+            for o in self.force_orders
+            if params.get("symbol") in (None, o.symbol)
+            and int(params.get("startTime", "0")) <= o.time_ms
+        ]
+        return web.json_response(rows)
+
+    # ---- what the exchange does by itself (the tests trigger it) -----------------------
+
+    def pay_funding(self, symbol: str, rate: Decimal) -> Decimal:
+        """A funding time: the position pays amount x mark x rate (a long, rate > 0)."""
+        position = self.positions.get(symbol, Position())
+        amount = -position.amount * self.marks[symbol] * rate
+        self.balance += amount
+        self.income_history.append(
+            {
+                "symbol": symbol,
+                "incomeType": "FUNDING_FEE",
+                "income": str(amount),
+                "asset": symbol[-4:],
+                "info": "FUNDING_FEE",
+                "time": int(time.time() * 1000),
+                "tranId": next(self._ids),
+                "tradeId": "",
+            }
+        )
+        return amount
+
+    def liquidate(self, symbol: str, price: Decimal) -> StandinOrder:
+        """The liquidation engine closes the isolated position at `price`; its margin is
+        lost (the insurance fund keeps what is left)."""
+        position = self.positions[symbol]
+        order = StandinOrder(
+            next(self._ids),
+            f"autoclose-{next(self._ids)}",
+            symbol,
+            "SELL" if position.amount > 0 else "BUY",
+            "LIMIT",
+            abs(position.amount),
+            price,
+            "FILLED",
+            executed=abs(position.amount),
+            avg_price=price,
+            time_ms=int(time.time() * 1000),
+        )
+        self.balance -= position.margin
+        self.positions[symbol] = Position()
+        self.force_orders.append(order)
+        return order
 
     # ---- running it ----------------------------------------------------------------
 

@@ -36,6 +36,20 @@ def check(
     )
 
 
+def build(tmp_path: Path, strategy: dict[str, Any], **spec: Any) -> str:
+    """What `tradeplane-runtime check` does, in this process: the ConfigError's text."""
+    from module_runtime import cli, config
+
+    doc = copy.deepcopy(SAMPLE)
+    doc["spec"]["strategy"].update(strategy)
+    doc["spec"].update(spec)
+    path = tmp_path / "module.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(config.ConfigError) as refused:
+        cli.build_host(config.load({"TRADEPLANE_CONFIG_FILE": str(path)}))
+    return str(refused.value)
+
+
 @pytest.mark.parametrize(
     ("strategy", "expected"),
     [
@@ -59,9 +73,13 @@ def check(
 def test_refused_at_start_with_the_field_named(
     tmp_path: Path, strategy: dict[str, Any], expected: str
 ) -> None:
-    result = check(tmp_path, strategy)
+    assert expected in build(tmp_path, strategy)
+
+
+def test_the_runtime_exits_2_with_the_message(tmp_path: Path) -> None:
+    result = check(tmp_path, {"leverage": 5})
     assert result.returncode == 2, result
-    assert expected in result.stderr, result.stderr
+    assert "strategy.leverage: 5 exceeds risk.maxLeverage 3" in result.stderr, result.stderr
 
 
 def test_the_sample_is_valid(tmp_path: Path) -> None:

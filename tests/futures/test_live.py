@@ -118,3 +118,43 @@ async def test_stop_cancels_open_orders(standin: tuple[ExchangeStandin, str]) ->
     await broker.close()
     assert venue.resting() == [] and venue.orders
     assert datetime.now(UTC)  # the session is closed: nothing left running
+
+
+async def test_funding_and_liquidation_from_the_exchange(
+    standin: tuple[ExchangeStandin, str],
+) -> None:
+    """The exchange pays funding and liquidates by itself: the order path books both."""
+    from module_runtime.futures.events import EventKind
+    from module_runtime.futures.tiers import default_tables
+    from module_runtime.ledger import InMemoryLedger
+    from module_runtime.order_path import OrderPath
+    from tests.runtime.conftest import make_limits
+
+    venue, url = standin
+    clock = SystemClock()
+    broker = ExchangeFuturesBroker(make_exchange(KEY, SECRET, url), clock=clock)
+    ledger = InMemoryLedger()
+    limits = make_limits(max_leverage=D(5), max_position_size=D(6000), max_daily_loss=D(5000))
+    path = OrderPath(broker=broker, ledger=ledger, limits=limits, clock=clock)
+    path.use_tiers(default_tables())
+    try:
+        await broker.start("BTC", "USDT", D(5))
+        assert (await path.submit(perp(Side.BUY, "0.1"))).status is OrderStatus.FILLED
+        assert await path.settle() == []  # nothing happened yet (funding polled: none)
+        paid = venue.pay_funding("BTCUSDT", D("0.0001"))
+        assert paid == D("-0.5")  # 0.1 x 50000 x 0.01 %
+        broker._next_poll = None  # the next poll is due
+        (funding,) = await path.settle()
+        assert (funding.kind, funding.amount) == (EventKind.FUNDING, D("-0.5"))
+        broker._next_poll = None
+        assert await path.settle() == []  # the same payment is not booked twice
+        venue.liquidate("BTCUSDT", D(40200))
+        (liquidation,) = await path.settle()
+        assert liquidation.kind is EventKind.LIQUIDATION and liquidation.price == D(40200)
+        assert path.positions() == []
+        (trade,) = await ledger.closed_trades()
+        assert trade.pnl == -D(1000) - D("2.5000")  # the margin (5000 / 5) and the entry fee
+        assert path.stats().realized_pnl == trade.pnl - D("0.5")
+        assert path.stats().liquidations == 1
+    finally:
+        await broker.close()
