@@ -80,6 +80,12 @@ def make_exchange(api_key: str, secret: str, url: str | None = None) -> Any:
     return exchange
 
 
+async def close_exchange(exchange: Any) -> None:
+    """Close a ccxt client's HTTP session too (this ccxt's plain `close()` closes only its
+    websockets and leaves the REST session open)."""
+    await exchange.close(clean_instance_data=True)
+
+
 def _decimal(value: Any) -> Decimal:
     return ZERO if value in (None, "") else Decimal(str(value))
 
@@ -316,7 +322,7 @@ class ExchangeFuturesBroker:
                 await self.exchange.cancel_all_orders(symbol)
                 log.info("open orders cancelled", extra={"symbol": symbol})
         finally:
-            await self.exchange.close()
+            await close_exchange(self.exchange)
 
 
 class ExchangeIntentResolver:

@@ -254,11 +254,11 @@ async def test_sigkill_mid_order_keeps_the_ledger_equal_to_the_exchange(
 
 async def limit_order(url: str, standin: ExchangeStandin) -> None:
     """A resting limit order on the account (as if placed by hand)."""
-    from module_runtime.futures.exchange import make_exchange
+    from module_runtime.futures.exchange import close_exchange, make_exchange
 
     exchange = make_exchange(KEY, SECRET, url)
     try:
         await exchange.create_order("BTC/USDT:USDT", "limit", "buy", "0.01", "40000")
     finally:
-        await exchange.close()
+        await close_exchange(exchange)
     assert standin.resting()
