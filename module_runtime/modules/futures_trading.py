@@ -27,19 +27,29 @@ spec.strategy example::
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
 from typing import TYPE_CHECKING, Literal
 
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from pydantic import Field, field_validator, model_validator
 
 from module_runtime.clock import Clock
-from module_runtime.futures.paper import FundingSeries, PaperFuturesBroker
+from module_runtime.futures.margin import margin_ratio
+from module_runtime.futures.paper import (
+    FundingSeries,
+    PaperFuturesBroker,
+    direction,
+    position_liquidation_price,
+)
 from module_runtime.futures.tiers import TierTable, default_tables
 from module_runtime.market_data import MarketData
 from module_runtime.modules.base import BaseModule, InvalidStrategyParams, StrategyParams
 from module_runtime.orders import Market, Order, Side
 from module_runtime.positions import ACCOUNTING_CONTEXT, Position, PositionKey, PositionSide
+from module_runtime.prom import LABELS
 from tradeplane_operator.api.models import Mode, TradingModuleSpec
 
 if TYPE_CHECKING:
@@ -163,6 +173,55 @@ class TwoSidedBand:
             return signal
 
 
+class PositionCollector(Collector):
+    """Per open perpetual position (label `pair`): liquidation price, margin ratio,
+    isolated margin and unrealized PnL at the latest mark, computed at every scrape."""
+
+    def __init__(self, module: FuturesTradingModule, labels: tuple[str, str, str]) -> None:
+        self._module = module
+        self._labels = list(labels)
+
+    def describe(self) -> Iterable[Metric]:
+        return self._build(with_samples=False)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._build(with_samples=True)
+
+    def _build(self, *, with_samples: bool) -> list[Metric]:
+        names = [*LABELS, "pair", "side"]
+        specs = (
+            ("tradeplane_futures_liquidation_price", "Liquidation price, quote per base."),
+            (
+                "tradeplane_futures_margin_ratio",
+                "Maintenance margin / margin balance (1: liquidated).",
+            ),
+            ("tradeplane_futures_margin", "Isolated margin posted, quote units."),
+            ("tradeplane_futures_unrealized_pnl", "Unrealized PnL at the mark, quote units."),
+        )
+        families = [GaugeMetricFamily(name, doc, labels=names) for name, doc in specs]
+        if not with_samples:
+            return list(families)
+        state = self._module.order_path.state
+        for position in state.positions.values():
+            table = self._module.tiers.get(position.key)
+            mark = state.marks.get(position.key)
+            if not position.is_perp or table is None or mark is None:
+                continue
+            side = direction(position)
+            values = (
+                position_liquidation_price(position, table),
+                margin_ratio(
+                    side, position.quantity, position.avg_cost, position.margin, mark, table
+                ),
+                position.margin,
+                position.unrealized_pnl(mark),
+            )
+            labels = [*self._labels, f"{position.base}/{position.quote}", position.side.value]
+            for family, value in zip(families, values, strict=True):
+                family.add_metric(labels, float(value))  # the Prometheus text format's float
+        return list(families)
+
+
 class FuturesTradingModule(BaseModule[FuturesParams]):
     params_model = FuturesParams
 
@@ -180,6 +239,10 @@ class FuturesTradingModule(BaseModule[FuturesParams]):
             taker_fee_bps=params.taker_fee_bps,
             slippage_bps=params.slippage_bps,
         )
+
+    def metric_collectors(self, labels: tuple[str, str, str]) -> list[Collector]:
+        """Extra series for the host's registry (module, namespace, type labels)."""
+        return [PositionCollector(self, labels)]
 
     @property
     def futures(self) -> FuturesParams:
