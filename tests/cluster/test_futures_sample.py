@@ -4,13 +4,15 @@ the runtime; paper mode on synthetic market data."""
 
 from __future__ import annotations
 
+import copy
 import json
 import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.cluster.kubectl import Kubectl, eventually, runtime_pods, status
+from tests.cluster.kubectl import Kubectl, events, eventually, runtime_pods, status
 
 pytestmark = pytest.mark.cluster
 
@@ -38,3 +40,23 @@ def test_futures_sample_runs_healthy(
     assert 'tradeplane_module_liquidations_total{module="futures-trading"' in text
     assert 'type="futures_trading"' in text
     assert status(kubectl, namespace, "futures-trading")["restarts"] == 0
+
+
+def test_leverage_above_the_limit_reaches_the_status(
+    kubectl: Kubectl, namespace: str, operator_process: Path
+) -> None:
+    """What the schema cannot see (strategy is free-form): the runtime exits 2 naming the
+    field, and its message reaches the user in the module's PodFailed event."""
+    doc = yaml.safe_load(SAMPLE.read_text())
+    doc = copy.deepcopy(doc)
+    doc["spec"]["strategy"]["leverage"] = 5
+    doc["spec"]["health"] = {"maxRestarts": 0, "cooldownSeconds": 3600}
+    kubectl.apply(yaml.safe_dump(doc), namespace)
+    wanted = "strategy.leverage: 5 exceeds risk.maxLeverage 3"
+
+    def refused() -> bool:
+        messages = [e["message"] for e in events(kubectl, namespace, "futures-trading")]
+        return any("exit code 2" in m and wanted in m for m in messages)
+
+    eventually(refused, timeout=90, what="the runtime's refusal in the events")
+    assert status(kubectl, namespace, "futures-trading")["restarts"] == 0  # the breaker holds
