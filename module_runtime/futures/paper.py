@@ -6,7 +6,10 @@
 - Funding: at every funding time (multiples of `funding_interval` since the epoch, UTC:
   00:00, 08:00, 16:00 for 8 h) after a position was opened, the position receives
   `-side x quantity x mark x rate`, the rate taken from `funding_rates` (a series, one
-  rate per funding time, cycled by the funding time's index).
+  rate per funding time, cycled by the funding time's index). Every funding time since
+  the position opened is reported each time; the ledger books each once (its id is the
+  pair and the time), so nothing is lost when a write fails. The mark is the one when the
+  payment is booked (the tick right after the funding time).
 - Liquidation: when the mark reaches the position's liquidation price (isolated margin,
   `module_runtime.futures.margin`), the position is closed there and its margin is lost.
 
@@ -101,7 +104,6 @@ class PaperFuturesBroker:
         self._clock = clock
         self._taker = taker_fee_bps
         self._slippage = slippage_bps
-        self._funded: dict[PositionKey, datetime] = {}  # last funding time booked
         self.fills: list[Fill] = []
 
     async def execute(self, order: Order) -> Fill:
@@ -145,21 +147,19 @@ class PaperFuturesBroker:
     async def position_events(self, positions: list[Position]) -> list[PositionEvent]:
         now = self._clock.now()
         events: list[PositionEvent] = []
-        open_keys = set()
         for position in positions:
             if not position.is_perp:
                 continue
             key = position.key
-            open_keys.add(key)
             tiers = self.tiers.get(key)
             if tiers is None:
                 log.error("no tiers for an open position", extra={"pair": f"{key[0]}/{key[1]}"})
                 continue
             mark = await self._market.price(position.base, position.quote)
-            since = self._funded.get(key) or position.opened_at or now
-            since = max(since, position.opened_at or since)
             side = direction(position)
-            for at in funding_times(since, now, self.funding.interval):
+            # every funding time since the position opened: the ledger books each once (by
+            # its id), so one refused during an outage is booked at the next call
+            for at in funding_times(position.opened_at or now, now, self.funding.interval):
                 rate = self.funding.rate(at)
                 amount = funding_received(side, position.quantity, mark, rate)
                 events.append(
@@ -175,7 +175,6 @@ class PaperFuturesBroker:
                         at=at,
                     )
                 )
-                self._funded[key] = at
             liquidation = position_liquidation_price(position, tiers)
             if liquidated(side, mark, liquidation):
                 events.append(
@@ -189,7 +188,4 @@ class PaperFuturesBroker:
                         at=now,
                     )
                 )
-                self._funded.pop(key, None)
-        for key in set(self._funded) - open_keys:
-            del self._funded[key]
         return events

@@ -259,3 +259,24 @@ async def test_liquidated_exactly_when_the_mark_crosses(
             assert path.positions() == []
             return
         assert len(path.positions()) == 1
+
+
+async def test_a_funding_payment_the_ledger_refused_is_booked_at_the_next_settle() -> None:
+    path, _, clock, ledger = rig()
+    await path.submit(perp(Side.BUY, "0.1", "50000"))
+    clock.advance(timedelta(hours=7))  # 08:00 passes
+    original = ledger.record_event
+    calls = 0
+
+    async def failing_once(event: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database unreachable")
+        await original(event)
+
+    ledger.record_event = failing_once  # type: ignore[method-assign]
+    assert await path.settle() == [] and path.errors == 1
+    (booked,) = await path.settle()
+    assert booked.kind is EventKind.FUNDING and booked.at == datetime(2026, 1, 5, 8, tzinfo=UTC)
+    assert len(await ledger.events()) == 1
