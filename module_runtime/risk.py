@@ -193,10 +193,12 @@ class RiskState:
 
     @property
     def exposure(self) -> Decimal:
-        """Market value of open positions plus reserved buys."""
+        """Market value (perpetuals: notional) of open positions plus what pending orders
+        may add (`exposure_of`)."""
         with localcontext(ACCOUNTING_CONTEXT):
             held = sum((p.market_value(self.marks.get(k)) for k, p in self.positions.items()), ZERO)
-            return held + self.reserved
+            pending = sum((exposure_of(o) for o in self.pending), ZERO)
+            return held + pending
 
     @property
     def equity(self) -> Decimal:
@@ -340,6 +342,14 @@ def stop_loss_hit(position: Position, mark: Decimal, stop_loss_percent: Decimal)
         if position.side is PositionSide.SHORT:
             return mark >= position.avg_cost * (HUNDRED + stop_loss_percent) / HUNDRED
         return mark <= position.avg_cost * (HUNDRED - stop_loss_percent) / HUNDRED
+
+
+def exposure_of(order: Order) -> Decimal:
+    """The notional a pending order may add: spot buys and perpetual orders that do not
+    claim to reduce."""
+    if order.market is Market.PERP:
+        return ZERO if order.reduces_position else order.notional
+    return order.notional if order.side is Side.BUY else ZERO
 
 
 def reservation(order: Order) -> Decimal:

@@ -112,9 +112,15 @@ def _invalid(field: str, why: str) -> InvalidStrategyParams:
 
 
 def check_params(
-    params: FuturesParams, spec: TradingModuleSpec, tiers: dict[PositionKey, TierTable]
-) -> TierTable:
-    """What the schema cannot see: leverage and margin against the spec and the venue."""
+    params: FuturesParams,
+    spec: TradingModuleSpec,
+    tiers: dict[PositionKey, TierTable],
+    *,
+    venue_decides: bool = False,
+) -> TierTable | None:
+    """What the schema cannot see: leverage and margin against the spec and the venue.
+    `venue_decides` (live, before the exchange was asked): a pair missing from the
+    built-in tables is left to the exchange's own list (checked at start)."""
     if params.leverage > spec.risk.max_leverage:
         raise _invalid(
             "leverage", f"{params.leverage} exceeds risk.maxLeverage {spec.risk.max_leverage}"
@@ -128,6 +134,8 @@ def check_params(
             f"capital.allocation {spec.capital.allocation}",
         )
     table = tiers.get((params.base, params.quote))
+    if table is None and venue_decides:
+        return None
     if table is None:
         known = ", ".join(sorted(f"{b}{q}" for b, q in tiers))
         raise _invalid("base", f"unknown symbol {params.base}{params.quote} (known: {known})")
@@ -253,7 +261,7 @@ class FuturesTradingModule(BaseModule[FuturesParams]):
         p = self.futures
         tiers = dict(getattr(self.order_path.broker, "tiers", None) or default_tables())
         self.tiers = tiers
-        self.table = check_params(p, self.spec, tiers)
+        self.table = check_params(p, self.spec, tiers, venue_decides=self.spec.mode is Mode.LIVE)
         self.order_path.use_tiers(tiers)
         self.strategy = TwoSidedBand(p.ema_period, p.band_percent)
         self._step = Decimal(1).scaleb(-p.quantity_decimals)
