@@ -12,6 +12,7 @@ commits, not seconds. No test asserts on these numbers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import os
@@ -138,6 +139,95 @@ SPEED: dict[str, tuple[Callable[[], Callable[[], object]], int]] = {
 }
 
 
+# ---- latency: p99 of one order through the order path -----------------------------------
+
+
+def order_latencies(futures: bool, orders: int = 1000) -> list[float]:
+    """Seconds per order (open or close, alternating) through risk, ledger, paper broker,
+    ledger, metrics: spot on `PaperBroker`, or a perpetual on `PaperFuturesBroker`."""
+    from module_runtime.futures.paper import FundingSeries, PaperFuturesBroker
+    from module_runtime.futures.tiers import default_tables
+    from module_runtime.orders import Market
+
+    clock = ManualClock(NOW)
+    price = Decimal("3000")
+
+    async def quote(base: str, quote: str) -> Decimal:
+        return price
+
+    class Feed:
+        async def price(self, base: str, quote: str) -> Decimal:
+            return price
+
+    limits = RiskLimits.from_spec(SPEC.risk, SPEC.capital)
+    if futures:
+        tiers = default_tables()
+        broker: object = PaperFuturesBroker(
+            Feed(), tiers, FundingSeries([Decimal("0.0001")], timedelta(hours=8)), clock=clock
+        )
+        limits = RiskLimits.from_spec(
+            SPEC.risk.model_copy(update={"max_leverage": Decimal(5)}), SPEC.capital
+        )
+    else:
+        broker = PaperBroker(PriceQuotes(quote), clock=clock)
+    limits = dataclasses.replace(limits, max_daily_loss=limits.allocation)  # fees add up
+    path = OrderPath(broker=broker, ledger=InMemoryLedger(), limits=limits, clock=clock)  # type: ignore[arg-type]
+    if futures:
+        path.use_tiers(tiers)
+    loop = asyncio.new_event_loop()
+    times: list[float] = []
+
+    async def run() -> None:
+        for i in range(orders):
+            base, quote_ = ("ETH", "USDT") if futures else ("WETH", "USDC")
+            if i % 2 == 0:
+                order = Order("paper", Side.BUY, base, quote_, Decimal("0.5"), price)
+                if futures:
+                    order = Order(
+                        "paper",
+                        Side.BUY,
+                        base,
+                        quote_,
+                        Decimal("0.5"),
+                        price,
+                        leverage=Decimal(3),
+                        market=Market.PERP,
+                    )
+            else:
+                (held,) = path.positions()
+                order = Order(
+                    "paper",
+                    Side.SELL,
+                    base,
+                    quote_,
+                    held.quantity,
+                    price,
+                    leverage=held.leverage,
+                    reduces_position=True,
+                    market=Market.PERP if futures else Market.SPOT,
+                )
+            start = time.perf_counter()
+            fill = await path.submit(order)
+            times.append(time.perf_counter() - start)
+            assert fill.status.value == "filled", fill
+            clock.advance(timedelta(seconds=1))
+
+    loop.run_until_complete(run())
+    loop.close()
+    return times
+
+
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+LATENCY = {
+    "order_path p99 (one spot order, paper)": False,
+    "order_path p99 (one futures order, paper)": True,
+}
+
+
 # ---- memory ------------------------------------------------------------------------------
 
 
@@ -197,6 +287,16 @@ def main(argv: list[str]) -> None:
             continue
         per_call = best_of(make(), number=number)
         print(f"{name:40} {per_call * 1e6:>9.1f} us {per_call / base:>11.2f}")
+    print(
+        f"\n{'latency (1000 orders, history grows)':40} {'p99':>12} {'x baseline':>11} {'p50':>12}"
+    )
+    for name, futures in LATENCY.items():
+        if wanted not in name:
+            continue
+        gc.collect()
+        samples = order_latencies(futures)
+        value, median = p99(samples), statistics.median(samples)
+        print(f"{name:40} {value * 1e6:>9.1f} us {value / base:>11.2f} {median * 1e6:>9.1f} us")
     if wanted in "memory":
         print(f"\n{'memory':40} {'MiB':>12} {'x bare python':>13}")
         for name, mib, ratio in memory():

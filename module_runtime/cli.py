@@ -20,6 +20,7 @@ import logging
 import signal
 import sys
 from datetime import timedelta
+from typing import Any
 
 import prometheus_client
 
@@ -94,6 +95,8 @@ def build_host(cfg: RuntimeConfig) -> ModuleHost:
             broker = pool_broker(
                 market, live=spec.mode == "live", wallet_key=cfg.wallet_key, clock=clock
             )
+        if spec.type == "futures_trading" and spec.mode == "live":
+            broker, market = futures_live(cfg, clock)
         host = ModuleHost(
             spec,
             name=cfg.name,
@@ -111,6 +114,21 @@ def build_host(cfg: RuntimeConfig) -> ModuleHost:
         return host
     except (InvalidStrategyParams, ValueError, LookupError) as error:
         raise ConfigError(str(error)) from None
+
+
+def futures_live(cfg: RuntimeConfig, clock: Clock) -> tuple[Any, MarketData]:
+    """Live perpetuals: the exchange through ccxt, marks from the exchange."""
+    from module_runtime.futures.exchange import (
+        ExchangeFuturesBroker,
+        ExchangeMarket,
+        make_exchange,
+    )
+    from module_runtime.modules.futures_trading import FuturesParams
+
+    params = FuturesParams.model_validate(cfg.module.spec.strategy)
+    assert cfg.exchange_api_key and cfg.exchange_secret  # checked by config.load
+    exchange = make_exchange(cfg.exchange_api_key, cfg.exchange_secret, params.exchange_url)
+    return ExchangeFuturesBroker(exchange, clock=clock), ExchangeMarket(exchange)
 
 
 async def _run(cfg: RuntimeConfig) -> int:

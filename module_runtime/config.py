@@ -27,6 +27,8 @@ ENV_NAMESPACE = "TRADEPLANE_MODULE_NAMESPACE"
 ENV_LISTEN_ADDRESS = "TRADEPLANE_LISTEN_ADDRESS"
 ENV_PORT = "TRADEPLANE_PORT"
 ENV_WALLET_KEY = "TRADEPLANE_WALLET_KEY"
+ENV_EXCHANGE_API_KEY = "TRADEPLANE_EXCHANGE_API_KEY"
+ENV_EXCHANGE_SECRET = "TRADEPLANE_EXCHANGE_SECRET"
 ENV_DATABASE_URL = "TRADEPLANE_DATABASE_URL"
 ENV_LOG_FORMAT = "TRADEPLANE_LOG_FORMAT"
 ENV_START_HALTED = "TRADEPLANE_START_HALTED"
@@ -50,10 +52,13 @@ class RuntimeConfig:
     # Secrets: kept out of repr so they never reach a log line or a traceback.
     wallet_key: str | None = field(default=None, repr=False)
     database_url: str | None = field(default=None, repr=False)
+    exchange_api_key: str | None = field(default=None, repr=False)
+    exchange_secret: str | None = field(default=None, repr=False)
 
     @property
     def secrets(self) -> list[str]:
-        return [s for s in (self.wallet_key, self.database_url) if s]
+        candidates = (self.wallet_key, self.database_url, self.exchange_api_key)
+        return [s for s in (*candidates, self.exchange_secret) if s]
 
 
 def format_validation_error(error: ValidationError, prefix: str = "") -> str:
@@ -99,7 +104,15 @@ def load(env: Mapping[str, str] | None = None) -> RuntimeConfig:
     except ValueError:
         raise ConfigError(f"{ENV_PORT} must be an integer port") from None
     wallet_key = env.get(ENV_WALLET_KEY) or None
-    if module.spec.mode == "live" and not wallet_key:
+    api_key = env.get(ENV_EXCHANGE_API_KEY) or None
+    api_secret = env.get(ENV_EXCHANGE_SECRET) or None
+    futures = module.spec.type == "futures_trading"
+    if module.spec.mode == "live" and futures and not (api_key and api_secret):
+        raise ConfigError(
+            f"spec.mode is live but {ENV_EXCHANGE_API_KEY} or {ENV_EXCHANGE_SECRET} is empty: "
+            "spec.exchangeSecretRef must name a Secret holding the exchange API key and secret"
+        )
+    if module.spec.mode == "live" and not futures and not wallet_key:
         raise ConfigError(
             f"spec.mode is live but {ENV_WALLET_KEY} is empty: "
             "spec.walletSecretRef must name a Secret key holding the wallet key"
@@ -114,4 +127,6 @@ def load(env: Mapping[str, str] | None = None) -> RuntimeConfig:
         start_halted=env.get(ENV_START_HALTED) or None,
         wallet_key=wallet_key,
         database_url=env.get(ENV_DATABASE_URL) or None,
+        exchange_api_key=api_key,
+        exchange_secret=api_secret,
     )

@@ -65,9 +65,14 @@ class ModuleHost:
         self.name = name
         self.namespace = namespace
         self.clock: Clock = clock or SystemClock()
+        cls = module_class or module_class_for(spec)
+        own_paper = getattr(cls, "paper_broker", None)  # e.g. futures: perpetual fills
         if broker is None:
             if spec.mode is Mode.LIVE:
                 raise ValueError("live mode needs a broker (module_runtime.chain): none given")
+            if own_paper is not None:
+                broker = own_paper(spec, market, self.clock)
+        if broker is None:
             broker = PaperBroker(
                 PriceQuotes(market.price),
                 fee_bps=fee_bps,
@@ -89,7 +94,6 @@ class ModuleHost:
         )
         if start_halted:
             self.order_path.halt(HaltReason.MANUAL.value, start_halted)
-        cls = module_class or module_class_for(spec)
         self.module = cls(
             name=name,
             spec=spec,

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
+from module_runtime.futures.events import EventKind, PositionEvent
 from module_runtime.orders import Fill, Order, OrderStatus
 from module_runtime.positions import ClosedTrade, Position, PositionBook
 
@@ -77,6 +78,15 @@ class Ledger(Protocol):
         """Return once everything recorded so far is durable."""
         ...
 
+    async def record_event(self, event: PositionEvent) -> None:
+        """Record a funding payment or a liquidation (perpetuals), once per event id; a
+        liquidation closes the position in the book (its loss is a closed trade)."""
+        ...
+
+    async def events(self) -> list[PositionEvent]:
+        """Funding payments and liquidations, in the order they were booked."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
@@ -104,6 +114,34 @@ def outcome_of(
     return order
 
 
+def known_event(event: PositionEvent, known: Mapping[str, PositionEvent]) -> bool:
+    """True when `event` was booked already (nothing to do); `LedgerConflict` when its id
+    was booked with different content."""
+    previous = known.get(event.event_id)
+    if previous is None:
+        return False
+    if (previous.kind, previous.key, previous.price, previous.rate, previous.quantity) != (
+        event.kind,
+        event.key,
+        event.price,
+        event.rate,
+        event.quantity,
+    ) or (event.kind is EventKind.FUNDING and previous.amount != event.amount):
+        raise LedgerConflict(f"event {event.event_id} is already booked differently")
+    return True
+
+
+def book_event(
+    book: PositionBook, event: PositionEvent
+) -> tuple[PositionEvent, ClosedTrade | None]:
+    """Apply `event` to `book`: a liquidation closes the position (raises `PositionError`
+    without one) and the event carries its loss as `amount`."""
+    if event.kind is EventKind.LIQUIDATION:
+        trade = book.liquidate(event.key, price=event.price, at=event.at, event_id=event.event_id)
+        return replace(event, amount=trade.pnl), trade
+    return event, None
+
+
 def same_outcome(a: Fill, b: Fill) -> bool:
     """Two reports of one outcome (the time it was observed may differ)."""
     return (a.status, a.quantity, a.price, a.fee, a.tx_hash) == (
@@ -124,6 +162,7 @@ class InMemoryLedger:
         self._rejections: dict[str, Rejection] = {}
         self._book = PositionBook()
         self._trades: list[ClosedTrade] = []
+        self._events: dict[str, PositionEvent] = {}
 
     async def record_intent(self, order: Order) -> None:
         known = self._intents.get(order.order_id)
@@ -165,6 +204,17 @@ class InMemoryLedger:
 
     async def flush(self) -> None:
         return None
+
+    async def record_event(self, event: PositionEvent) -> None:
+        if known_event(event, self._events):
+            return
+        booked, trade = book_event(self._book, event)  # raises before changing anything
+        if trade is not None:
+            self._trades.append(trade)
+        self._events[event.event_id] = booked
+
+    async def events(self) -> list[PositionEvent]:
+        return list(self._events.values())
 
     # ---- inspection (not part of the protocol) -------------------------------------
 

@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
+from typing import Protocol, runtime_checkable
 
 from module_runtime.clock import Clock
+from module_runtime.futures.events import EventKind, PositionEvent
+from module_runtime.futures.tiers import TierTable
 from module_runtime.ledger import Ledger
 from module_runtime.orders import Broker, Fill, Order, OrderStatus
-from module_runtime.positions import ClosedTrade, Position
+from module_runtime.positions import ClosedTrade, Position, PositionKey
 from module_runtime.prom import ModuleMetrics
 from module_runtime.risk import (
     HaltInfo,
@@ -36,6 +41,16 @@ from module_runtime.risk import (
 from module_runtime.trade_stats import TradeStats, compute_stats
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class PositionVenue(Protocol):
+    """A broker whose positions change without our orders (perpetuals): funding payments
+    and liquidations, reported as ledger events (module_runtime.futures.events)."""
+
+    async def position_events(self, positions: list[Position]) -> list[PositionEvent]:
+        """Funding and liquidations of `positions` since they were last asked about."""
+        ...
 
 
 class OrderPath:
@@ -57,6 +72,7 @@ class OrderPath:
         self._state = state or RiskState.initial(limits, clock.now())
         self._lock = asyncio.Lock()
         self._trades: list[ClosedTrade] = []
+        self._events: list[PositionEvent] = []
         self._ledger_ok = True
         self.errors = 0
         self.last_error: str | None = None
@@ -68,6 +84,10 @@ class OrderPath:
     @property
     def ledger(self) -> Ledger:
         return self._ledger
+
+    @property
+    def broker(self) -> Broker:
+        return self._broker
 
     @property
     def limits(self) -> RiskLimits:
@@ -99,7 +119,13 @@ class OrderPath:
             capital=self._limits.allocation,
             positions=self.positions(),
             marks=self._state.marks,
+            funding=self._state.funding,
+            liquidations=sum(1 for e in self._events if e.kind is EventKind.LIQUIDATION),
         )
+
+    def events(self) -> list[PositionEvent]:
+        """Funding payments and liquidations booked so far (perpetuals)."""
+        return list(self._events)
 
     def problems(self) -> list[str]:
         """Why the path is degraded, if it is: unresolved intents, ledger failures."""
@@ -120,6 +146,11 @@ class OrderPath:
         return hits
 
     # ---- control ---------------------------------------------------------------------
+
+    def use_tiers(self, tiers: Mapping[PositionKey, TierTable]) -> None:
+        """The venue's perpetual notional tiers (leverage, maintenance margin) per pair,
+        for the pre-trade checks; pairs without one are refused as unknown symbols."""
+        self._limits = replace(self._limits, tiers=dict(tiers))
 
     def set_paused(self, paused: bool) -> None:
         """Paused: no new exposure; orders that reduce a position still go through."""
@@ -164,6 +195,39 @@ class OrderPath:
         """Mark a pair to market; halts on a drawdown breach."""
         self._state.mark((base, quote), price)
         self._check_breach()
+
+    # ---- funding and liquidations ----------------------------------------------------
+
+    async def settle(self) -> list[PositionEvent]:
+        """Ask a `PositionVenue` broker for funding and liquidations of the open positions
+        and book them (serialized with orders); then the risk state, and halts on a
+        breach (a liquidation counts toward the daily loss). Nothing for other brokers."""
+        if not isinstance(self._broker, PositionVenue):
+            return []
+        async with self._lock:
+            try:
+                found = await self._broker.position_events(self.positions())
+            except Exception as error:
+                self._fail("venue could not report funding and liquidations", error)
+                return []
+            booked = []
+            known = {e.event_id for e in self._events}
+            found = [e for e in found if e.event_id not in known]  # reported again: booked
+            for event in found:
+                try:
+                    await self._ledger.record_event(event)
+                except Exception as error:
+                    self._fail(f"ledger refused the {event.kind} event", error)
+                    continue
+                booked.append(event)
+                if event.kind is EventKind.LIQUIDATION:
+                    log.error(
+                        "position liquidated",
+                        extra={"pair": f"{event.base}/{event.quote}", "price": str(event.price)},
+                    )
+            if found:
+                await self._refresh()
+        return booked
 
     # ---- orders ----------------------------------------------------------------------
 
@@ -238,11 +302,20 @@ class OrderPath:
             positions = await self._ledger.positions()
             trades = await self._ledger.closed_trades()
             pending = await self._ledger.open_intents()
+            reader = getattr(self._ledger, "events", None)  # ledgers without perpetuals: none
+            events = await reader() if reader is not None else []
         except Exception as error:
             self._fail("ledger read failed", error)
             return False
         self._trades = trades
-        self._state.sync(positions=positions, trades=trades, pending=pending, now=self._clock.now())
+        self._events = events
+        self._state.sync(
+            positions=positions,
+            trades=trades,
+            pending=pending,
+            now=self._clock.now(),
+            events=events,
+        )
         self._check_breach()
         return True
 

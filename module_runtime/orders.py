@@ -20,6 +20,14 @@ class Side(StrEnum):
     SELL = "sell"
 
 
+class Market(StrEnum):
+    """What an order trades: spot (the asset itself) or a perpetual future (a position
+    with isolated margin, long or short; see module_runtime.futures)."""
+
+    SPOT = "spot"
+    PERP = "perp"
+
+
 class OrderStatus(StrEnum):
     PENDING = "pending"  # intent recorded, not yet known to the venue
     SENT = "sent"  # handed to the venue (tx broadcast, order accepted)
@@ -42,6 +50,8 @@ class Order:
     `notional` = quantity x price is what the risk checks size against.
     `min_out` bounds slippage: the least the order may return (base for a buy, quote for
     a sell); the venue must refuse the order below it.
+    `market` PERP: a buy opens or grows a long (or reduces a short), a sell opens or grows
+    a short (or reduces a long); `leverage` sets the isolated margin, notional / leverage.
     """
 
     venue: str
@@ -55,6 +65,7 @@ class Order:
     reduces_position: bool = False
     order_id: str = field(default_factory=new_order_id)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    market: Market = Market.SPOT
 
     @property
     def notional(self) -> Decimal:

@@ -1,10 +1,11 @@
 """Positions and closed trades: average-cost accounting, shared by every ledger.
 
 The in-memory ledger and the PostgreSQL ledger (later) must book fills identically, so
-the accounting lives here, apart from storage. Only spot longs exist today; `Position`
-carries a `side` and the book refuses what it cannot account for (a sell beyond the
-held quantity, i.e. a short) instead of guessing, so shorts and futures can be added as
-new branches rather than by changing what a long means.
+the accounting lives here, apart from storage. Spot is long only: the book refuses what
+it cannot account for (a spot sell beyond the held quantity) instead of guessing.
+Perpetual futures (`Market.PERP`) are a branch of their own: long or short, isolated
+margin, closing PnL `side x (exit - entry) x quantity - fees`, and liquidation (the
+margin is lost). A position never flips side in one fill: close it first.
 
 Conventions (quote units throughout):
 - entry fees are part of the cost: a buy adds `quantity x price + fee` to the cost;
@@ -21,7 +22,7 @@ from datetime import datetime
 from decimal import Context, Decimal, localcontext
 from enum import StrEnum
 
-from module_runtime.orders import Fill, Order, OrderStatus, Side
+from module_runtime.orders import Fill, Market, Order, OrderStatus, Side
 
 PositionKey = tuple[str, str]  # (base, quote)
 
@@ -34,6 +35,7 @@ ZERO = Decimal(0)
 
 class PositionSide(StrEnum):
     LONG = "long"
+    SHORT = "short"  # perpetual futures only
 
 
 class PositionError(ValueError):
@@ -42,7 +44,10 @@ class PositionError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """An open position. `cost` is the total quote paid (fees included) for `quantity`."""
+    """An open position. Spot: `cost` is the total quote paid (fees included) for
+    `quantity`. Perpetual (`market` PERP): `cost` is the entry notional (quantity x
+    average entry price, no fees), `margin` the isolated margin posted, `fees` the entry
+    fees not yet closed out, and `side` long or short."""
 
     base: str
     quote: str
@@ -50,25 +55,48 @@ class Position:
     cost: Decimal
     side: PositionSide = PositionSide.LONG
     opened_at: datetime | None = None
+    market: Market = Market.SPOT
+    leverage: Decimal = Decimal(1)
+    margin: Decimal = ZERO
+    fees: Decimal = ZERO
 
     @property
     def key(self) -> PositionKey:
         return (self.base, self.quote)
 
     @property
+    def is_perp(self) -> bool:
+        return self.market is Market.PERP
+
+    @property
+    def direction(self) -> int:
+        """+1 for a long, -1 for a short."""
+        return 1 if self.side is PositionSide.LONG else -1
+
+    @property
     def avg_cost(self) -> Decimal:
-        """Average entry price in quote per base, fees included."""
+        """Average entry price in quote per base (spot: fees included; perp: without)."""
         with localcontext(ACCOUNTING_CONTEXT):
             return self.cost / self.quantity
 
+    @property
+    def capital(self) -> Decimal:
+        """Capital the position ties up: spot its cost, a perpetual its isolated margin."""
+        return self.margin if self.is_perp else self.cost
+
     def market_value(self, mark: Decimal | None) -> Decimal:
-        """Value at `mark`; at cost when there is no mark yet."""
+        """Value at `mark` (a perpetual: its notional); at cost when there is no mark yet."""
         with localcontext(ACCOUNTING_CONTEXT):
             return self.cost if mark is None else self.quantity * mark
 
     def unrealized_pnl(self, mark: Decimal | None) -> Decimal:
-        """Gain if closed at `mark` before exit fees; zero without a mark."""
+        """Gain if closed at `mark` before exit fees (entry fees included); zero without
+        a mark."""
         with localcontext(ACCOUNTING_CONTEXT):
+            if mark is None:
+                return ZERO
+            if self.is_perp:
+                return self.direction * (self.quantity * mark - self.cost) - self.fees
             return self.market_value(mark) - self.cost
 
 
@@ -139,6 +167,12 @@ class PositionBook:
             raise PositionError("a filled quantity needs a price > 0")
         key = (order.base, order.quote)
         current = self._positions.get(key)
+        if current is not None and current.market is not order.market:
+            raise PositionError(
+                f"{order.market} order on a {current.market} position in {key[0]}/{key[1]}"
+            )
+        if order.market is Market.PERP:
+            return self._apply_perp(current, key, order, fill)
         if order.side is Side.BUY:
             self._positions[key] = self._increase(current, order, fill)
             return None
@@ -192,3 +226,120 @@ class PositionBook:
             order_id=order.order_id,
             closed_at=fill.at,
         )
+
+    # ---- perpetual futures -----------------------------------------------------------
+
+    def _apply_perp(
+        self, current: Position | None, key: PositionKey, order: Order, fill: Fill
+    ) -> ClosedTrade | None:
+        side = PositionSide.LONG if order.side is Side.BUY else PositionSide.SHORT
+        if order.leverage < 1:
+            raise PositionError(f"a perpetual order needs leverage >= 1, got {order.leverage}")
+        notional = fill.quantity * fill.price
+        if current is None or current.side is side:
+            if current is None:
+                self._positions[key] = Position(
+                    order.base,
+                    order.quote,
+                    fill.quantity,
+                    notional,
+                    side,
+                    fill.at,
+                    Market.PERP,
+                    order.leverage,
+                    notional / order.leverage,
+                    fill.fee,
+                )
+            else:
+                margin = current.margin + notional / order.leverage
+                cost = current.cost + notional
+                self._positions[key] = Position(
+                    current.base,
+                    current.quote,
+                    current.quantity + fill.quantity,
+                    cost,
+                    side,
+                    current.opened_at,
+                    Market.PERP,
+                    cost / margin,  # the position's effective leverage
+                    margin,
+                    current.fees + fill.fee,
+                )
+            return None
+        if fill.quantity > current.quantity:
+            raise PositionError(
+                f"{order.side} of {fill.quantity} {order.base} exceeds the {current.side} "
+                f"position of {current.quantity}: close it before opening the other side"
+            )
+        closed = self._close_perp(current, key, fill.quantity)
+        pnl = current.direction * (fill.quantity * fill.price - closed.cost) - closed.fees
+        return ClosedTrade(
+            pnl=pnl - fill.fee,
+            capital=closed.margin,
+            base=order.base,
+            quote=order.quote,
+            quantity=fill.quantity,
+            entry_price=current.avg_cost,
+            exit_price=fill.price,
+            fee=closed.fees + fill.fee,
+            order_id=order.order_id,
+            closed_at=fill.at,
+            side=current.side,
+        )
+
+    def _close_perp(self, current: Position, key: PositionKey, quantity: Decimal) -> Position:
+        """Take `quantity` out of a perpetual position; returns the part taken out."""
+        if quantity == current.quantity:
+            del self._positions[key]
+            return current
+        share = quantity / current.quantity
+        part = Position(
+            current.base,
+            current.quote,
+            quantity,
+            current.cost * share,
+            current.side,
+            current.opened_at,
+            Market.PERP,
+            current.leverage,
+            current.margin * share,
+            current.fees * share,
+        )
+        self._positions[key] = Position(
+            current.base,
+            current.quote,
+            current.quantity - quantity,
+            current.cost - part.cost,
+            current.side,
+            current.opened_at,
+            Market.PERP,
+            current.leverage,
+            current.margin - part.margin,
+            current.fees - part.fees,
+        )
+        return part
+
+    def liquidate(
+        self, key: PositionKey, *, price: Decimal, at: datetime, event_id: str
+    ) -> ClosedTrade:
+        """The venue closed the whole perpetual position at its liquidation price: its
+        isolated margin is lost (the exchange keeps what is left of it), and so are the
+        entry fees already paid. Raises `PositionError` without such a position."""
+        with localcontext(ACCOUNTING_CONTEXT):
+            current = self._positions.get(key)
+            if current is None or not current.is_perp:
+                raise PositionError(f"no perpetual position in {key[0]}/{key[1]} to liquidate")
+            del self._positions[key]
+            return ClosedTrade(
+                pnl=-current.margin - current.fees,
+                capital=current.margin,
+                base=current.base,
+                quote=current.quote,
+                quantity=current.quantity,
+                entry_price=current.avg_cost,
+                exit_price=price,
+                fee=current.fees,
+                order_id=event_id,
+                closed_at=at,
+                side=current.side,
+            )

@@ -50,6 +50,11 @@ _COUNTERS: tuple[tuple[str, str, Callable[[TradeStats], int]], ...] = (
     ("tradeplane_module_trades", "Closed trades.", lambda s: s.trades),
     ("tradeplane_module_wins", "Closed trades with PnL > 0.", lambda s: s.wins),
     ("tradeplane_module_losses", "Closed trades with PnL < 0.", lambda s: s.losses),
+    (
+        "tradeplane_module_liquidations",
+        "Perpetual positions liquidated by the venue (each also a losing trade).",
+        lambda s: s.liquidations,
+    ),
 )
 
 _GAUGES: tuple[tuple[str, str, Callable[[TradeStats], Decimal | None]], ...] = (
@@ -87,6 +92,11 @@ _GAUGES: tuple[tuple[str, str, Callable[[TradeStats], Decimal | None]], ...] = (
         "tradeplane_module_sharpe_ratio",
         "Mean / sample stdev of per-trade returns, not annualized (NaN if undefined).",
         lambda s: s.sharpe,
+    ),
+    (
+        "tradeplane_module_funding",
+        "Perpetual funding received (negative: paid), capital currency; part of realized PnL.",
+        lambda s: s.funding,
     ),
     (
         "tradeplane_module_capital_in_use",

@@ -17,6 +17,14 @@ Policy:
   claim that is verified, not trusted. Verified reducing orders skip the exposure limits
   (they can only lower exposure), so a module near its limits can still get out.
 - Spot, long only: a sell beyond the held quantity would be a short and is refused.
+- Perpetuals (`Market.PERP`, `_check_perp`): long or short; an order against the open
+  side reduces it (never beyond it: no flip in one order); an opening order must fit
+  the max leverage (the spec's and the venue's tier for the resulting notional), the
+  position size (notional), the margin available (allocation + realized PnL - margin in
+  use - margin reserved), the exposure (notional <= maxLeverage x equity), and its
+  liquidation price must lie beyond the stop loss: a position that would be liquidated
+  before its stop could fire is refused. Funding and liquidations count in realized PnL,
+  so a liquidation counts toward the daily loss and drawdown halts.
 - The daily loss budget is on today's net realized PnL (UTC day): `max_daily_loss +
   realized today`. An opening order must fit its loss at the stop (its whole notional
   when there is no stop) into what is left. Open losses count through drawdown and the
@@ -25,13 +33,23 @@ Policy:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
 
-from module_runtime.orders import Order, Side
-from module_runtime.positions import ACCOUNTING_CONTEXT, ClosedTrade, Position, PositionKey
+from module_runtime.futures.events import PositionEvent
+from module_runtime.futures.margin import Direction, liquidation_price
+from module_runtime.futures.tiers import TierTable
+from module_runtime.orders import Market, Order, Side
+from module_runtime.positions import (
+    ACCOUNTING_CONTEXT,
+    ClosedTrade,
+    Position,
+    PositionKey,
+    PositionSide,
+)
 from tradeplane_operator.api.models import CapitalSpec, RiskSpec
 
 ZERO = Decimal(0)
@@ -53,6 +71,8 @@ class RejectReason(StrEnum):
     INSUFFICIENT_CAPITAL = "insufficient_capital"
     DAILY_LOSS_LIMIT = "daily_loss_limit"
     MAX_DRAWDOWN = "max_drawdown"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    LIQUIDATION_INSIDE_STOP = "liquidation_inside_stop"
 
 
 class HaltReason(StrEnum):
@@ -73,6 +93,8 @@ class RiskLimits:
     max_open_positions: int
     max_leverage: Decimal
     currency: str = "USDC"
+    # perpetuals: the venue's notional tiers per (base, quote); an unknown pair is refused
+    tiers: Mapping[PositionKey, TierTable] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_spec(cls, risk: RiskSpec, capital: CapitalSpec) -> RiskLimits:
@@ -132,8 +154,9 @@ class RiskState:
     positions: dict[PositionKey, Position] = field(default_factory=dict)
     pending: list[Order] = field(default_factory=list)  # intents with no final outcome
     marks: dict[PositionKey, Decimal] = field(default_factory=dict)
-    realized_pnl: Decimal = ZERO
+    realized_pnl: Decimal = ZERO  # closed trades + funding
     realized_pnl_today: Decimal = ZERO  # for `day` (UTC)
+    funding: Decimal = ZERO  # funding received (negative: paid), part of realized_pnl
     paused: bool = False
     stopping: bool = False
     halt: HaltInfo | None = None
@@ -150,15 +173,16 @@ class RiskState:
 
     @property
     def capital_in_use(self) -> Decimal:
-        """Cost of open positions (spot: the full cost)."""
+        """Capital of open positions (spot: the full cost; perpetuals: the margin)."""
         with localcontext(ACCOUNTING_CONTEXT):
-            return sum((p.cost for p in self.positions.values()), ZERO)
+            return sum((p.capital for p in self.positions.values()), ZERO)
 
     @property
     def reserved(self) -> Decimal:
-        """Notional of buys sent or in flight whose outcome is not known yet."""
+        """Capital of orders sent or in flight whose outcome is not known yet: the notional
+        of spot buys, the margin of perpetual orders that do not claim to reduce."""
         with localcontext(ACCOUNTING_CONTEXT):
-            return sum((o.notional for o in self.pending if o.side is Side.BUY), ZERO)
+            return sum((reservation(o) for o in self.pending), ZERO)
 
     @property
     def unrealized_pnl(self) -> Decimal:
@@ -169,10 +193,12 @@ class RiskState:
 
     @property
     def exposure(self) -> Decimal:
-        """Market value of open positions plus reserved buys."""
+        """Market value (perpetuals: notional) of open positions plus what pending orders
+        may add (`exposure_of`)."""
         with localcontext(ACCOUNTING_CONTEXT):
             held = sum((p.market_value(self.marks.get(k)) for k, p in self.positions.items()), ZERO)
-            return held + self.reserved
+            pending = sum((exposure_of(o) for o in self.pending), ZERO)
+            return held + pending
 
     @property
     def equity(self) -> Decimal:
@@ -186,6 +212,24 @@ class RiskState:
             if self.equity_peak <= 0:
                 return HUNDRED
             return max(ZERO, (self.equity_peak - self.equity) / self.equity_peak * HUNDRED)
+
+    def closable(self, key: PositionKey) -> Decimal:
+        """Perpetuals: the open quantity not already committed to a pending reducing
+        order (the side opposite the position's)."""
+        position = self.positions.get(key)
+        if position is None:
+            return ZERO
+        closing = Side.SELL if position.side is PositionSide.LONG else Side.BUY
+        with localcontext(ACCOUNTING_CONTEXT):
+            pending = sum(
+                (
+                    o.quantity
+                    for o in self.pending
+                    if o.side is closing and (o.base, o.quote) == key
+                ),
+                ZERO,
+            )
+            return position.quantity - pending
 
     def sellable(self, key: PositionKey) -> Decimal:
         """Held quantity not already committed to a pending sell."""
@@ -218,17 +262,21 @@ class RiskState:
         trades: list[ClosedTrade],
         pending: list[Order],
         now: datetime,
+        events: Sequence[PositionEvent] = (),
     ) -> None:
-        """Take positions, pending intents and realized PnL from the ledger."""
+        """Take positions, pending intents and realized PnL (closed trades, liquidations
+        included, and funding) from the ledger."""
         today = utc_day(now)
         self.day = today
         self.positions = {p.key: p for p in positions}
         self.pending = list(pending)
         with localcontext(ACCOUNTING_CONTEXT):
-            self.realized_pnl = sum((t.pnl for t in trades), ZERO)
+            funding = [e for e in events if e.kind == "funding"]
+            self.funding = sum((e.amount for e in funding), ZERO)
+            self.realized_pnl = sum((t.pnl for t in trades), ZERO) + self.funding
             self.realized_pnl_today = sum(
                 (t.pnl for t in trades if t.closed_at and utc_day(t.closed_at) == today), ZERO
-            )
+            ) + sum((e.amount for e in funding if utc_day(e.at) == today), ZERO)
         self._update_peak()
 
     def mark(self, key: PositionKey, price: Decimal) -> None:
@@ -282,15 +330,34 @@ def breach(state: RiskState, limits: RiskLimits) -> tuple[HaltReason, str] | Non
 
 
 def stop_loss_hit(position: Position, mark: Decimal, stop_loss_percent: Decimal) -> bool:
-    """True when a long's mark is at or below its average cost less `stop_loss_percent`.
+    """True when a long's mark is at or below its average cost less `stop_loss_percent`
+    (a short's: at or above its average entry plus it).
 
-    The average cost includes entry fees. A stop of 0 % means "no stop loss" (a 0 % stop
-    would fire on the entry fee alone).
+    The average cost of a spot long includes entry fees. A stop of 0 % means "no stop
+    loss" (a 0 % stop would fire on the entry fee alone).
     """
     if stop_loss_percent <= 0:
         return False
     with localcontext(ACCOUNTING_CONTEXT):
+        if position.side is PositionSide.SHORT:
+            return mark >= position.avg_cost * (HUNDRED + stop_loss_percent) / HUNDRED
         return mark <= position.avg_cost * (HUNDRED - stop_loss_percent) / HUNDRED
+
+
+def exposure_of(order: Order) -> Decimal:
+    """The notional a pending order may add: spot buys and perpetual orders that do not
+    claim to reduce."""
+    if order.market is Market.PERP:
+        return ZERO if order.reduces_position else order.notional
+    return order.notional if order.side is Side.BUY else ZERO
+
+
+def reservation(order: Order) -> Decimal:
+    """What a pending order holds back from the capital checks (see `RiskState.reserved`)."""
+    with localcontext(ACCOUNTING_CONTEXT):
+        if order.market is Market.PERP:
+            return ZERO if order.reduces_position else order.notional / order.leverage
+        return order.notional if order.side is Side.BUY else ZERO
 
 
 def check(order: Order, state: RiskState, limits: RiskLimits) -> RiskDecision:
@@ -313,6 +380,8 @@ def _check(order: Order, state: RiskState, limits: RiskLimits) -> RiskDecision:
             f"{order.price}, {order.leverage})",
         )
     key = (order.base, order.quote)
+    if order.market is Market.PERP:
+        return _check_perp(order, key, state, limits)
     if order.side is Side.SELL:
         sellable = state.sellable(key)
         if order.quantity > sellable:
@@ -389,6 +458,125 @@ def _check_opening(
         )
     worst_case = (
         notional * limits.stop_loss_percent / HUNDRED if limits.stop_loss_percent > 0 else notional
+    )
+    if worst_case > remaining:
+        return reject(
+            RejectReason.DAILY_LOSS_LIMIT,
+            f"loss at the stop ({worst_case}) exceeds the remaining daily loss budget {remaining}",
+        )
+    drawdown = state.drawdown_percent
+    if drawdown > 0 and drawdown >= limits.max_drawdown_percent:
+        return reject(
+            RejectReason.MAX_DRAWDOWN,
+            f"drawdown {drawdown.quantize(Decimal('0.01'))}% has reached the max "
+            f"{limits.max_drawdown_percent}%",
+        )
+    return RiskDecision.accept()
+
+
+def _check_perp(
+    order: Order, key: PositionKey, state: RiskState, limits: RiskLimits
+) -> RiskDecision:
+    reject = RiskDecision.reject
+    position = state.positions.get(key)
+    if position is not None and not position.is_perp:
+        return reject(RejectReason.INVALID_ORDER, f"{key[0]}/{key[1]} is held as spot")
+    opens = PositionSide.LONG if order.side is Side.BUY else PositionSide.SHORT
+    if position is not None and position.side is not opens:
+        closable = state.closable(key)
+        if order.quantity > closable:
+            return reject(
+                RejectReason.NOT_REDUCING,
+                f"{order.side} of {order.quantity} {order.base} exceeds the closable "
+                f"{closable} of the {position.side} position: close it before opening the "
+                "other side",
+            )
+        return RiskDecision.accept()  # a verified reduction
+    if order.reduces_position:
+        return reject(
+            RejectReason.NOT_REDUCING,
+            f"order claims to reduce a position but opens or grows a {opens} one",
+        )
+    if state.stopping:
+        return reject(RejectReason.STOPPING, "module is stopping: no new exposure")
+    if state.paused:
+        return reject(RejectReason.PAUSED, "module is paused: no new exposure")
+    tiers = limits.tiers.get(key)
+    if tiers is None:
+        return reject(RejectReason.UNKNOWN_SYMBOL, f"no perpetual {key[0]}/{key[1]} on this venue")
+    if order.leverage > limits.max_leverage:
+        return reject(
+            RejectReason.MAX_LEVERAGE,
+            f"order leverage {order.leverage} exceeds max leverage {limits.max_leverage}",
+        )
+    notional = order.notional
+    held = ZERO if position is None else position.quantity
+    resulting = notional + held * order.price
+    if resulting > limits.max_position_size:
+        return reject(
+            RejectReason.MAX_POSITION_SIZE,
+            f"resulting {order.base}/{order.quote} position notional {resulting} (at "
+            f"{order.price}) exceeds max position size {limits.max_position_size}",
+        )
+    try:
+        venue_max = tiers.max_leverage_for(resulting)
+    except ValueError as error:
+        return reject(RejectReason.MAX_POSITION_SIZE, str(error))
+    if order.leverage > venue_max:
+        return reject(
+            RejectReason.MAX_LEVERAGE,
+            f"order leverage {order.leverage} exceeds the venue's max {venue_max} for a "
+            f"{tiers.symbol} notional of {resulting}",
+        )
+    open_keys = set(state.positions) | {
+        (o.base, o.quote) for o in state.pending if reservation(o) > 0
+    }
+    if key not in open_keys and len(open_keys) >= limits.max_open_positions:
+        return reject(
+            RejectReason.MAX_OPEN_POSITIONS,
+            f"{len(open_keys)} positions open, max open positions is {limits.max_open_positions}",
+        )
+    margin = notional / order.leverage
+    available = limits.allocation + state.realized_pnl - state.capital_in_use - state.reserved
+    if margin > available:
+        return reject(
+            RejectReason.INSUFFICIENT_CAPITAL,
+            f"order margin {margin} exceeds available margin {available} (allocation "
+            f"{limits.allocation} + realized {state.realized_pnl} - in use "
+            f"{state.capital_in_use} - reserved {state.reserved})",
+        )
+    equity = state.equity
+    if equity <= 0 or state.exposure + notional > limits.max_leverage * equity:
+        return reject(
+            RejectReason.MAX_LEVERAGE,
+            f"exposure {state.exposure + notional} would exceed max leverage "
+            f"{limits.max_leverage} x equity {equity}",
+        )
+    if limits.stop_loss_percent > 0:
+        quantity = held + order.quantity
+        entry = (resulting if position is None else position.cost + notional) / quantity
+        wallet = margin + (ZERO if position is None else position.margin)
+        side = Direction.LONG if opens is PositionSide.LONG else Direction.SHORT
+        liquidation = liquidation_price(side, quantity, entry, wallet, tiers)
+        band = limits.stop_loss_percent / HUNDRED
+        stop = entry * (1 - band) if side is Direction.LONG else entry * (1 + band)
+        inside = liquidation >= stop if side is Direction.LONG else liquidation <= stop
+        if inside:
+            return reject(
+                RejectReason.LIQUIDATION_INSIDE_STOP,
+                f"liquidation price {liquidation.quantize(Decimal('0.01'))} lies inside the "
+                f"{limits.stop_loss_percent}% stop loss of entry {entry} (stop at "
+                f"{stop.quantize(Decimal('0.01'))}): lower the leverage",
+            )
+    remaining = limits.max_daily_loss + state.realized_pnl_today
+    if remaining <= 0:
+        return reject(
+            RejectReason.DAILY_LOSS_LIMIT,
+            f"daily loss budget used up (realized today {state.realized_pnl_today}, "
+            f"max daily loss {limits.max_daily_loss})",
+        )
+    worst_case = (
+        notional * limits.stop_loss_percent / HUNDRED if limits.stop_loss_percent > 0 else margin
     )
     if worst_case > remaining:
         return reject(

@@ -63,6 +63,8 @@ class TradeStats:
     max_drawdown_percent: Decimal
     sharpe: Decimal | None
     capital_in_use: Decimal
+    funding: Decimal = ZERO  # perpetuals: funding received (negative: paid), in realized_pnl
+    liquidations: int = 0  # perpetuals: positions the venue liquidated (each also a trade)
 
     @property
     def max_drawdown_ratio(self) -> Decimal:
@@ -87,6 +89,8 @@ class TradeStats:
             "maxDrawdownPercent": decimal_str(self.max_drawdown_percent),
             "sharpe": decimal_str(self.sharpe),
             "capitalInUse": decimal_str(self.capital_in_use),
+            "funding": decimal_str(self.funding),
+            "liquidations": self.liquidations,
         }
 
 
@@ -165,9 +169,9 @@ def unrealized_pnl(
 
 
 def capital_in_use(positions: Iterable[Position]) -> Decimal:
-    """Capital tied up in open positions, at cost (spot: the whole cost)."""
+    """Capital tied up in open positions (spot: the whole cost; perpetuals: the margin)."""
     with localcontext(STATS_CONTEXT):
-        return sum((p.cost for p in positions), ZERO)
+        return sum((p.capital for p in positions), ZERO)
 
 
 def compute_stats(
@@ -176,18 +180,25 @@ def compute_stats(
     capital: Decimal,
     positions: Sequence[Position] = (),
     marks: Mapping[PositionKey, Decimal] | None = None,
+    funding: Decimal = ZERO,
+    liquidations: int = 0,
 ) -> TradeStats:
-    """All statistics for `trades` (in closing order) and the open `positions`."""
+    """All statistics for `trades` (in closing order) and the open `positions`.
+
+    Perpetuals: `funding` (received, negative when paid) is part of realized PnL (and of
+    the equity curve, as one step before the mark-to-market point) but no trade; a
+    liquidation is a trade (its loss is the margin), counted again in `liquidations`."""
     with localcontext(STATS_CONTEXT):
         pnls = [t.pnl for t in trades]
         wins = [p for p in pnls if p > 0]
         losses = [p for p in pnls if p < 0]
         gross_profit = sum(wins, ZERO)
         gross_loss = -sum(losses, ZERO)
-        realized = sum(pnls, ZERO)
+        realized = sum(pnls, ZERO) + funding
         unrealized = unrealized_pnl(positions, marks)
         n = len(pnls)
-        drawdown = max_drawdown(capital, pnls, unrealized)
+        curve = [*pnls, funding] if funding else pnls
+        drawdown = max_drawdown(capital, curve, unrealized)
         return TradeStats(
             trades=n,
             wins=len(wins),
@@ -199,9 +210,11 @@ def compute_stats(
             realized_pnl=realized,
             unrealized_pnl=unrealized,
             profit_factor=profit_factor(gross_profit, gross_loss),
-            expectancy=realized / n if n else None,
+            expectancy=sum(pnls, ZERO) / n if n else None,
             max_drawdown=drawdown.amount,
             max_drawdown_percent=drawdown.percent,
             sharpe=sharpe([t.ret for t in trades]),
             capital_in_use=capital_in_use(positions),
+            funding=funding,
+            liquidations=liquidations,
         )

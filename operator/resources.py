@@ -165,6 +165,10 @@ def runtime_pod(
     if spec.wallet_secret_ref is not None:
         ref = spec.wallet_secret_ref
         env.append(_secret_env("TRADEPLANE_WALLET_KEY", ref.name, ref.key))
+    if spec.exchange_secret_ref is not None:
+        exchange = spec.exchange_secret_ref
+        env.append(_secret_env("TRADEPLANE_EXCHANGE_API_KEY", exchange.name, exchange.api_key_key))
+        env.append(_secret_env("TRADEPLANE_EXCHANGE_SECRET", exchange.name, exchange.secret_key))
     if settings.database_secret_name:
         env.append(
             _secret_env(

@@ -42,15 +42,18 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from module_runtime.futures.events import EventKind, PositionEvent
 from module_runtime.ledger import (
     FINAL_STATUSES,
     LedgerConflict,
     LedgerError,
     Rejection,
     UnknownOrder,
+    book_event,
+    known_event,
     outcome_of,
 )
-from module_runtime.orders import Fill, Order, OrderStatus, Side
+from module_runtime.orders import Fill, Market, Order, OrderStatus, Side
 from module_runtime.positions import ClosedTrade, Position, PositionBook, PositionError
 
 from .migrate import LOCK_CLASS, check_schema
@@ -108,6 +111,7 @@ class LedgerState:
     book: PositionBook = field(default_factory=PositionBook)
     trades: list[ClosedTrade] = field(default_factory=list)
     tx_hashes: set[str] = field(default_factory=set)
+    events: dict[str, PositionEvent] = field(default_factory=dict)
 
     def open_intents(self) -> list[Order]:
         return [
@@ -135,6 +139,21 @@ def order_from_row(row: Mapping[str, Any]) -> Order:
         reduces_position=row["reduces_position"],
         order_id=row["order_id"],
         created_at=row["created_at"],
+        market=Market(row["market"]),
+    )
+
+
+def event_from_row(row: Mapping[str, Any]) -> PositionEvent:
+    return PositionEvent(
+        event_id=row["event_id"],
+        kind=EventKind(row["kind"]),
+        base=row["base"],
+        quote=row["quote"],
+        price=row["price"],
+        amount=row["amount"],
+        rate=row["rate"],
+        quantity=row["quantity"],
+        at=row["at"],
     )
 
 
@@ -185,12 +204,21 @@ async def load_state(conn: Any, module_id: int) -> LedgerState:
             state.tx_hashes.add(row["tx_hash"].lower())
         if row["booking_seq"] is not None:
             booked.append(row)
+    events = await conn.fetch(
+        "SELECT * FROM position_events WHERE module_id = $1 ORDER BY booking_seq", module_id
+    )
+    booked.extend(events)
     booked.sort(key=lambda r: r["booking_seq"])
     for row in booked:
         try:
-            trade = state.book.apply(state.intents[row["order_id"]], fill_from_row(row))
+            if "event_id" in row:
+                event, trade = book_event(state.book, event_from_row(row))
+                state.events[event.event_id] = event
+            else:
+                trade = state.book.apply(state.intents[row["order_id"]], fill_from_row(row))
         except PositionError as error:
-            raise LedgerError(f"booked fill {row['order_id']} does not replay: {error}") from None
+            what = row["event_id"] if "event_id" in row else row["order_id"]
+            raise LedgerError(f"booked entry {what} does not replay: {error}") from None
         if trade is not None:
             state.trades.append(trade)
     state.rejected = {
@@ -406,8 +434,8 @@ class PgLedger:
             """
             INSERT INTO orders (
                 order_id, module_id, venue, chain_id, side, base, quote, quantity, price,
-                leverage, min_out, reduces_position, created_at
-            ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                leverage, min_out, reduces_position, created_at, market
+            ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
             ON CONFLICT (order_id) DO NOTHING
             RETURNING intent_seq
             """,
@@ -424,6 +452,7 @@ class PgLedger:
             order.min_out,
             order.reduces_position,
             order.created_at,
+            order.market.value,
         )
 
     async def record_outcome(self, fill: Fill) -> None:
@@ -513,6 +542,46 @@ class PgLedger:
             order.order_id,
             order_json(order),
         )
+
+    async def record_event(self, event: PositionEvent) -> None:
+        """A funding payment or a liquidation, committed before it is booked in memory.
+        Not kept through an outage: the venue still reports it when asked again."""
+        state = self._check_writable()
+        if known_event(event, state.events):
+            return
+        book = _copy_book(state.book)
+        booked, trade = book_event(book, event)  # raises before anything is written
+        inserted = await self._run(lambda conn: self._insert_event(conn, booked))
+        if inserted is None:
+            raise LedgerConflict(f"event {event.event_id} is booked already (another module?)")
+        state.book = book
+        if trade is not None:
+            state.trades.append(trade)
+        state.events[booked.event_id] = booked
+
+    async def _insert_event(self, conn: Any, event: PositionEvent) -> Any:
+        return await conn.fetchval(
+            """
+            INSERT INTO position_events (
+                event_id, module_id, kind, base, quote, price, amount, rate, quantity, at
+            ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING booking_seq
+            """,
+            event.event_id,
+            self.module_id,
+            event.kind.value,
+            event.base,
+            event.quote,
+            event.price,
+            event.amount,
+            event.rate,
+            event.quantity,
+            event.at,
+        )
+
+    async def events(self) -> list[PositionEvent]:
+        return list(self._check_readable().events.values())
 
     async def open_intents(self) -> list[Order]:
         return self._check_readable().open_intents()

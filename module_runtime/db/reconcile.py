@@ -337,6 +337,13 @@ def resolver_for(broker: object, claimed: Callable[[], frozenset[str]]) -> Inten
         return PaperResolver()  # paper on a real pool: nothing was ever sent
     if pools is not None and isinstance(broker, pools.ChainBroker):
         return ChainIntentResolver(broker, claimed=claimed)  # live on pools: per venue
+    exchange = sys.modules.get("module_runtime.futures.exchange")
+    if exchange is not None and isinstance(broker, exchange.ExchangeFuturesBroker):
+        resolver: IntentResolver = exchange.ExchangeIntentResolver(broker)  # by client id
+        return resolver
+    paper = sys.modules.get("module_runtime.futures.paper")
+    if paper is not None and isinstance(broker, paper.PaperFuturesBroker):
+        return PaperResolver()
     chain = sys.modules.get("module_runtime.chain.web3_broker")
     if chain is not None and isinstance(broker, chain.Web3Broker):
         return Web3IntentResolver(broker, claimed=claimed)

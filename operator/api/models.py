@@ -142,6 +142,19 @@ class SecretKeyRef(ApiModel):
     key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
 
 
+class ExchangeSecretRef(ApiModel):
+    """An exchange API key and secret: two keys of one Secret in the module's namespace;
+    the operator never reads them (they reach the pod by `secretKeyRef`)."""
+
+    name: Name
+    api_key_key: str = Field(
+        default="api-key", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$"
+    )
+    secret_key: str = Field(
+        default="api-secret", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$"
+    )
+
+
 class BackoffSpec(ApiModel):
     initial_seconds: int = Field(default=5, ge=1, le=3600)
     max_seconds: int = Field(default=300, ge=1, le=86400)
@@ -258,6 +271,9 @@ class TradingModuleSpec(ApiModel):
     wallet_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Wallet key (required in live mode)."
     )
+    exchange_secret_ref: ExchangeSecretRef | None = Field(
+        default=None, description="Exchange API key and secret (live futures_trading)."
+    )
     health: HealthSpec = Field(default_factory=HealthSpec)
     depends_on: list[Name] = Field(default_factory=list, max_length=64)
     log_level: LogLevel = Field(default=LogLevel.INFO)
@@ -267,9 +283,18 @@ class TradingModuleSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.mode != 'live' || has(self.walletSecretRef)",
+                    "rule": "self.mode != 'live' || self.type == 'futures_trading' "
+                    "|| has(self.walletSecretRef)",
                     "message": "walletSecretRef is required when mode is live",
                     "fieldPath": ".walletSecretRef",
+                    "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "self.mode != 'live' || self.type != 'futures_trading' "
+                    "|| has(self.exchangeSecretRef)",
+                    "message": "exchangeSecretRef is required when mode is live and type is "
+                    "futures_trading",
+                    "fieldPath": ".exchangeSecretRef",
                     "reason": "FieldValueRequired",
                 },
                 {

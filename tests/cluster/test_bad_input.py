@@ -101,6 +101,14 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["spec.health.timeoutSeconds"],
     ),
     (
+        "live futures without exchange keys",
+        {
+            **mutate("spec.mode", "live"),
+            "spec": {**mutate("spec.mode", "live")["spec"], "type": "futures_trading"},
+        },
+        ["spec.exchangeSecretRef", "required when mode is live and type is futures_trading"],
+    ),
+    (
         "wallet secret name invalid",
         mutate("spec.walletSecretRef", {"name": "Not_A_Name", "key": "k"}),
         ["spec.walletSecretRef.name"],

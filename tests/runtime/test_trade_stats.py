@@ -142,7 +142,7 @@ def assert_no_float(stats: TradeStats) -> None:
     for f in dataclasses.fields(stats):
         value = getattr(stats, f.name)
         assert not isinstance(value, float), f.name
-        if f.name in {"trades", "wins", "losses", "breakeven"}:
+        if f.name in {"trades", "wins", "losses", "breakeven", "liquidations"}:
             assert type(value) is int
         else:
             assert value is None or type(value) is Decimal, f.name
