@@ -3,7 +3,7 @@
     python -m bench.fleet [--modules 1000] [--samples 40] [--minutes 2]
 
 One control plane (hack/testenv with the replicaset-controller as well), the operator as
-its own process, and the bare pod-status writer (bench/pod_status_writer.py) instead of
+its own process, and the bare pod-status writer (tests/pod_status_writer.py) instead of
 the kubelet stand-in: no runtime process runs, every pod's health is one shared tiny
 /healthz, so the operator's own cost is what is measured.
 
@@ -172,7 +172,7 @@ class Fleet:
             [
                 sys.executable,
                 "-m",
-                "bench.pod_status_writer",
+                "tests.pod_status_writer",
                 str(self.kubeconfig),
                 NAMESPACE,
                 self.pod_ip,
@@ -189,7 +189,12 @@ class Fleet:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         script = Path(sys.executable).parent / "tradeplane-operator"
         cmd = [str(script), "--namespace", NAMESPACE, "--metrics-bind", ""]
-        if self.args.profile:
+        if self.args.trace_memory:
+            out = self.state / "memory.txt"
+            tracer = str(ROOT / "bench" / "trace_memory.py")  # by path: ROOT/operator/ would
+            cmd = [sys.executable, tracer, str(out), "20", "--", *cmd[1:]]  # shadow `operator`
+            print(f"  tracing the operator's memory into {out}")
+        elif self.args.profile:
             out = self.state / f"profile-{time.monotonic():.0f}.txt"
             spy = str(Path(sys.executable).parent / "py-spy")
             cmd = [spy, "record", "--nonblocking", "-f", "raw", "-o", str(out), "--", *cmd]
@@ -331,6 +336,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--profile", action="store_true", help="run the operator under py-spy")
+    parser.add_argument(
+        "--trace-memory", action="store_true", help="tracemalloc dumps (bench/trace_memory.py)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the state directory")
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="tradeplane-fleet-"))

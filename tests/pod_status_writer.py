@@ -1,6 +1,6 @@
-"""A bare pod-status writer for the fleet benchmark: no runtime processes at all.
+"""A bare pod-status writer: pods Running and Ready without any runtime process.
 
-    python -m bench.pod_status_writer KUBECONFIG NAMESPACE IP PORT
+    python -m tests.pod_status_writer KUBECONFIG NAMESPACE IP PORT
 
 Instead of the kubelet stand-in (which starts a runtime process per pod), this marks
 every new pod of NAMESPACE Running and Ready with pod IP `IP`, once, and serves one tiny
@@ -9,8 +9,9 @@ cheap and what the benchmark measures is the operator, not 1,000 runtimes on two
 
 The health body changes on every answer (the trade count goes up), as a trading
 module's PnL does: the operator's status-write pacing is exercised, not bypassed.
-Benchmark-only: it lives under bench/, is never shipped, and is no kubelet (pods are
-never stopped; deleted pods simply go away, since they have no node).
+A stand-in (under tests/, never shipped) for the fleet benchmark and the control-plane
+fault test. It is no kubelet: pods are never stopped, and deleted pods simply go away
+(they are bound to no node).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 from aiohttp import web
 from kubernetes import client, config, watch
 
-log = logging.getLogger("bench.pod_status_writer")
+log = logging.getLogger("tests.pod_status_writer")
 MERGE_PATCH = "application/merge-patch+json"
 
 
