@@ -65,9 +65,7 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     try:
         plane.kubectl.run("apply", "--server-side", "-f", str(ROOT / "crds"))
         eventually(
-            lambda: plane.kubectl.run(
-                "get", "tm", "-A", check=False
-            ).returncode == 0,  # fmt: skip
+            lambda: plane.kubectl.run("get", "tm", "-A", check=False).returncode == 0,
             what="the TradingModule API",
         )
         plane.kubectl.run("create", "namespace", NS)
@@ -82,8 +80,10 @@ def fleet(plane: Plane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Op
     net = os.environ.get("TRADEPLANE_STANDIN_NET", "127.0.0")
     with (logs / "writer.log").open("wb") as out:
         writer = subprocess.Popen(
-            [sys.executable, "-m", "tests.pod_status_writer", str(plane.kubeconfig), NS]
-            + [f"{net}.251", "8080"],
+            [
+                *(sys.executable, "-m", "tests.pod_status_writer"),
+                *(str(plane.kubeconfig), NS, f"{net}.251", "8080"),
+            ],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -163,8 +163,10 @@ def test_operator_reconverges_after_a_restart(
         victim = "m07-runtime"
         kubectl.run("delete", "pod", "-n", NS, victim, "--wait=false")
         eventually(
-            lambda: {fresh, "m07"} <= healthy(kubectl)
-            and pod_uids(kubectl).get(victim) not in (None, pods_before[victim]),
+            lambda: (
+                {fresh, "m07"} <= healthy(kubectl)
+                and pod_uids(kubectl).get(victim) not in (None, pods_before[victim])
+            ),
             timeout=120,
             interval=0.5,
             what=f"the operator working again after the {component} restart",
@@ -177,9 +179,7 @@ def test_operator_reconverges_after_a_restart(
         for name, status in before.items():
             if name == "m07" or name.startswith("after-"):
                 continue  # its pod was deleted on purpose / applied during this test
-            assert {k: status.get(k) for k in KEPT} == {k: after[name].get(k) for k in KEPT}, (
-                name
-            )
+            assert {k: status.get(k) for k in KEPT} == {k: after[name].get(k) for k in KEPT}, name
         pods_after = pod_uids(kubectl)
         unchanged = {n: u for n, u in pods_before.items() if n != victim}
         assert {n: pods_after.get(n) for n in unchanged} == unchanged, "pods were replaced"
