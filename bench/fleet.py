@@ -167,7 +167,7 @@ class Fleet:
         self.kubectl.run("create", "namespace", NAMESPACE)
         self.watch = PodWatch(api)
         net = os.environ.get("TRADEPLANE_STANDIN_NET", "127.0.0")
-        self.pod_ip = f"{net}.250"
+        self.pod_ip = f"{net}.{args.pod_host}"
         self.writer = subprocess.Popen(
             [
                 sys.executable,
@@ -186,13 +186,14 @@ class Fleet:
         self.base = yaml.safe_load((ROOT / "config/samples/dex_trading.yaml").read_text())
 
     def start_operator(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        extra = dict(kv.split("=", 1) for kv in self.args.operator_env)
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **extra}
         script = Path(sys.executable).parent / "tradeplane-operator"
         cmd = [str(script), "--namespace", NAMESPACE, "--metrics-bind", ""]
         if self.args.trace_memory:
             out = self.state / "memory.txt"
             tracer = str(ROOT / "bench" / "trace_memory.py")  # by path: ROOT/operator/ would
-            cmd = [sys.executable, tracer, str(out), "20", "--", *cmd[1:]]  # shadow `operator`
+            cmd = [sys.executable, tracer, str(out), "60", "--", *cmd[1:]]  # shadow `operator`
             print(f"  tracing the operator's memory into {out}")
         elif self.args.profile:
             out = self.state / f"profile-{time.monotonic():.0f}.txt"
@@ -338,6 +339,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="run the operator under py-spy")
     parser.add_argument(
         "--trace-memory", action="store_true", help="tracemalloc dumps (bench/trace_memory.py)"
+    )
+    parser.add_argument(
+        "--operator-env", action="append", default=[], metavar="KEY=VALUE", help="for the operator"
+    )
+    parser.add_argument(
+        "--pod-host", default="250", help="last octet of the shared pod IP (one per run)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the state directory")
     args = parser.parse_args()

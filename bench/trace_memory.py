@@ -2,7 +2,7 @@
 
     python -m bench.trace_memory OUT SECONDS -- OPERATOR ARGS...
 
-Every SECONDS the top allocation sites (by line, and by 8-frame traceback) are written to
+Every SECONDS the top allocation sites (by line) are written to
 OUT, overwriting the previous dump; tracemalloc roughly doubles the process's memory, so
 use it to find *what* grows with the module count, not for the RSS figure itself.
 """
@@ -25,17 +25,13 @@ def dump(out: Path, every: float) -> None:
         lines = [f"traced: {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MiB"]
         for stat in snapshot.statistics("lineno")[:40]:
             lines.append(f"{stat.size / 2**20:8.2f} MiB {stat.count:8d}  {stat.traceback[0]}")
-        lines.append("")
-        for stat in snapshot.statistics("traceback")[:12]:
-            lines.append(f"{stat.size / 2**20:8.2f} MiB {stat.count:8d}")
-            lines.extend(f"      {frame}" for frame in stat.traceback.format()[-16:])
         out.write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str]) -> None:
     out, every, sep, *args = argv
     assert sep == "--"
-    tracemalloc.start(8)
+    tracemalloc.start(1)  # one frame: more makes 1,000 modules crawl
     threading.Thread(target=dump, args=(Path(out), float(every)), daemon=True).start()
     from tradeplane_operator.cli import main as operator
 

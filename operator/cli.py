@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     from module_runtime import logs
 
     logs.configure(args.log_level, json_output=args.log_format == "json")
-    from . import handlers  # noqa: F401  (registers the handlers with kopf)
+    from . import connections, handlers  # noqa: F401  (registers the handlers with kopf)
+
+    connections.WATCHED_NAMESPACES = len(args.namespace) or 1
 
     logging.getLogger("kopf").setLevel(max(logging.INFO, logging.getLevelName(args.log_level)))
     for handler in logging.getLogger().handlers:
