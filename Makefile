@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 DEMO_DIR ?= $(HOME)/.cache/tradeplane/demo
 
-.PHONY: help bootstrap test test-unit manifests lint typecheck demo demo-down bench contracts clean
+.PHONY: help bootstrap test test-unit manifests lint typecheck demo demo-down bench bench-fleet contracts clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -37,8 +37,11 @@ demo:  ## start a local control plane, the operator, the pod stand-in and the sa
 demo-down:  ## stop everything `make demo` started
 	hack/demo down $(DEMO_DIR)
 
-bench:  ## benchmarks with ratios against an in-run baseline
-	hack/bootstrap && $(VENV)/python -m bench
+bench:  ## benchmarks with ratios against an in-run baseline (incl. bench-fleet)
+	hack/bootstrap && $(VENV)/python -m bench && $(VENV)/python -m bench.fleet
+
+bench-fleet:  ## the operator at 1,000 modules vs the ReplicaSet controller (~10 min)
+	hack/bootstrap && $(VENV)/python -m bench.fleet
 
 clean:  ## remove build leftovers (keeps the cached control-plane binaries)
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

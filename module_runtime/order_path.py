@@ -102,6 +102,20 @@ class OrderPath:
         return self._state.halted
 
     @property
+    def ledger_ok(self) -> bool:
+        """False since the last ledger failure, until a clean round trip through it."""
+        return self._ledger_ok
+
+    @property
+    def drawdown_ratio(self) -> Decimal:
+        """Current fall of equity from its peak, as a fraction (the risk check's view)."""
+        return self._state.drawdown_percent / 100
+
+    @property
+    def drawdown_limit_ratio(self) -> Decimal:
+        return self._limits.max_drawdown_percent / 100
+
+    @property
     def halt_info(self) -> HaltInfo | None:
         return self._state.halt
 

@@ -38,6 +38,15 @@ class StatsSource(Protocol):
     @property
     def halted(self) -> bool: ...
 
+    @property
+    def ledger_ok(self) -> bool: ...
+
+    @property
+    def drawdown_ratio(self) -> Decimal: ...
+
+    @property
+    def drawdown_limit_ratio(self) -> Decimal: ...
+
 
 def _export(value: Decimal | None) -> float:
     """Decimal -> float for the Prometheus text format: the only float in the runtime."""
@@ -106,6 +115,25 @@ _GAUGES: tuple[tuple[str, str, Callable[[TradeStats], Decimal | None]], ...] = (
 )
 
 HALTED = "tradeplane_module_halted"
+# Beside the ledger's statistics, what the alert rules need (charts/.../prometheusrule.yaml):
+# the risk check's current drawdown and its limit, and whether the ledger is failing.
+_SOURCE_GAUGES: tuple[tuple[str, str, Callable[[StatsSource], Decimal | int]], ...] = (
+    (
+        "tradeplane_module_drawdown_ratio",
+        "Current fall of equity from its peak, as a fraction (what the risk check halts on).",
+        lambda s: s.drawdown_ratio,
+    ),
+    (
+        "tradeplane_module_drawdown_limit_ratio",
+        "The module's spec.risk.maxDrawdownPercent, as a fraction.",
+        lambda s: s.drawdown_limit_ratio,
+    ),
+    (
+        "tradeplane_module_ledger_degraded",
+        "1 while the ledger fails (orders with unknown outcome are possible), else 0.",
+        lambda s: 0 if s.ledger_ok else 1,
+    ),
+)
 
 
 class StatsCollector:
@@ -139,6 +167,11 @@ class StatsCollector:
         if stats is not None:
             halt.add_metric(self._labels, 1 if halted else 0)
         families.append(halt)
+        for name, doc, read in _SOURCE_GAUGES:
+            gauge = GaugeMetricFamily(name, doc, labels=names)
+            if stats is not None:
+                gauge.add_metric(self._labels, _export(Decimal(read(self._source))))
+            families.append(gauge)
         return families
 
 

@@ -83,15 +83,19 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await _runtime(memo).session.close()
 
 
+# The index and event handlers are `async def` although they never await: kopf runs a
+# plain `def` handler in a worker thread, and at 1,000 modules that thread hop on every
+# event queued behind the API calls (bench/fleet.py, P1/P4). They only build a dict or
+# set an Event, so they cannot block the loop.
 @kopf.index("pods", labels=MANAGED_PODS)
-def pods_by_module(
+async def pods_by_module(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> dict[tuple[str | None, str], decisions.PodView]:
     return {(namespace, labels.get(LABEL_MODULE_UID, "")): decisions.PodView.from_manifest(body)}
 
 
 @kopf.index(*RESOURCE)
-def module_phases(
+async def module_phases(
     namespace: str | None, name: str | None, status: Mapping[str, Any], **_: Any
 ) -> dict[tuple[str | None, str | None], str | None]:
     """Each module's phase, for the modules that depend on it (spec.dependsOn)."""
@@ -99,12 +103,12 @@ def module_phases(
 
 
 @kopf.on.event("pods", labels=MANAGED_PODS)
-def pod_changed(labels: Mapping[str, str], memo: Any, **_: Any) -> None:
+async def pod_changed(labels: Mapping[str, str], memo: Any, **_: Any) -> None:
     _runtime(memo).wake(labels.get(LABEL_MODULE_UID, ""))
 
 
 @kopf.on.event(*RESOURCE)
-def module_changed(uid: str, memo: Any, **_: Any) -> None:
+async def module_changed(uid: str, memo: Any, **_: Any) -> None:
     _runtime(memo).wake(uid)
 
 
@@ -293,6 +297,13 @@ async def reconcile(
         (state.phase or Phase.PENDING).value,
         (state.health.value if state.health else "Unknown"),
     )
+    metrics.MODULE_STATES.modules[module.uid] = (
+        module.namespace,
+        module.name,
+        (state.phase or Phase.PENDING).value,
+        (state.health.value if state.health else "Unknown"),
+        (state.breaker.state.value if state.breaker else BreakerState.CLOSED.value),
+    )
     delays = [d for d in (plan.requeue_after,) if d is not None]
     if state.phase == Phase.RUNNING or (
         state.breaker is not None and state.breaker.state == BreakerState.HALF_OPEN
@@ -328,13 +339,15 @@ async def run_module(
             waker.clear()
             try:
                 delay = await reconcile(body, rt, kwargs, logger, loop)
-            except Exception:  # a failed pass is retried; the daemon must live on
+            except Exception as error:  # a failed pass is retried; the daemon must live on
+                metrics.RECONCILE_ERRORS.labels(type(error).__name__).inc()
                 logger.exception("reconcile failed; retrying")
                 delay = 5.0
             await _sleep(waker, stopped, delay)
     finally:
         rt.wakers.pop(uid, None)
         metrics.MODULES.states.pop(uid, None)
+        metrics.MODULE_STATES.modules.pop(uid, None)
 
 
 @kopf.on.delete(*RESOURCE)

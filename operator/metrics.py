@@ -30,6 +30,11 @@ BREAKER_TRANSITIONS = Counter(
 STATUS_WRITES = Counter(
     "tradeplane_operator_status_writes_total", "Status patches written to TradingModules."
 )
+RECONCILE_ERRORS = Counter(
+    "tradeplane_operator_reconcile_errors_total",
+    "Reconcile passes that raised (the daemon retries them), by exception type.",
+    ["error"],
+)
 
 
 class ModulesByState(Collector):
@@ -51,3 +56,43 @@ class ModulesByState(Collector):
 
 MODULES = ModulesByState()
 REGISTRY.register(MODULES)
+
+
+class ModuleStates(Collector):
+    """Per-module state sets, for the alert rules and the fleet dashboard.
+
+    `tradeplane_operator_module_phase{namespace,module,phase}`,
+    `..._module_health{namespace,module,health}` and
+    `..._module_breaker_state{namespace,module,state}`: 1 for the module's current value,
+    0 for the others (the kube-state-metrics convention), so `== 1` selects and a
+    change of state never leaves a stale series behind.
+    """
+
+    PHASES = ("Pending", "Running", "Disabled", "Failed")
+    HEALTHS = ("Healthy", "Unhealthy", "Unknown")
+    BREAKER = ("closed", "open", "half-open")
+
+    def __init__(self) -> None:
+        # uid -> (namespace, name, phase, health, breaker state)
+        self.modules: dict[str, tuple[str, str, str, str, str]] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        sets = (
+            ("phase", "Modules' phase (1 = current).", 2, self.PHASES),
+            ("health", "Modules' health (1 = current).", 3, self.HEALTHS),
+            ("breaker_state", "Modules' circuit breaker state (1 = current).", 4, self.BREAKER),
+        )
+        rows = sorted(self.modules.values())
+        for name, doc, index, values in sets:
+            label = "state" if name == "breaker_state" else name
+            family = GaugeMetricFamily(
+                f"tradeplane_operator_module_{name}", doc, labels=["namespace", "module", label]
+            )
+            for row in rows:
+                for value in values:
+                    family.add_metric([row[0], row[1], value], 1 if row[index] == value else 0)
+            yield family
+
+
+MODULE_STATES = ModuleStates()
+REGISTRY.register(MODULE_STATES)

@@ -249,6 +249,107 @@ lock_dir() { # DIR: exclusive per-DIR lock on fd 9
   fi
 }
 
+port_of() { # DIR NAME -> the port recorded in DIR/ports
+  awk -F= -v n="$2" '$1==n{print $2}' "$1/ports"
+}
+
+# One component each, on the ports in DIR/ports (so a restart keeps them) and, for etcd,
+# the data in DIR/etcd-data (kept across a restart, wiped by `up`).
+start_etcd() { # DIR
+  local dir=$1 pki="$1/pki" etcd_port peer_port api_port kcm_port
+  etcd_port=$(port_of "$dir" etcd); peer_port=$(port_of "$dir" etcd-peer)
+  api_port=$(port_of "$dir" apiserver); kcm_port=$(port_of "$dir" kube-controller-manager)
+  log "starting etcd on 127.0.0.1:$etcd_port"
+  spawn "$dir" etcd \
+    --name=testenv \
+    --data-dir="$dir/etcd-data" \
+    --listen-client-urls="http://127.0.0.1:$etcd_port" \
+    --advertise-client-urls="http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls="http://127.0.0.1:$peer_port" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
+    --initial-cluster="testenv=http://127.0.0.1:$peer_port" \
+    --initial-cluster-state=new \
+    --quota-backend-bytes=$((1024 * 1024 * 1024)) \
+    --snapshot-count=1000 \
+    --unsafe-no-fsync=true \
+    --logger=zap --log-level=warn --log-outputs=stderr
+  wait_for "$dir" etcd 30 "etcd health" curl -sf --max-time 2 "http://127.0.0.1:$etcd_port/health" ||
+    { stop_all "$dir"; die "etcd did not start (see $dir/etcd.log)"; }
+}
+
+start_kube-apiserver() { # DIR
+  local dir=$1 pki="$1/pki" etcd_port peer_port api_port kcm_port
+  etcd_port=$(port_of "$dir" etcd); peer_port=$(port_of "$dir" etcd-peer)
+  api_port=$(port_of "$dir" apiserver); kcm_port=$(port_of "$dir" kube-controller-manager)
+  log "starting kube-apiserver $K8S_VERSION on https://127.0.0.1:$api_port"
+  spawn "$dir" kube-apiserver \
+    --advertise-address=127.0.0.1 \
+    --bind-address=127.0.0.1 \
+    --secure-port="$api_port" \
+    --tls-cert-file="$pki/apiserver.crt" \
+    --tls-private-key-file="$pki/apiserver.key" \
+    --client-ca-file="$pki/ca.crt" \
+    --authorization-mode=RBAC \
+    --etcd-servers="http://127.0.0.1:$etcd_port" \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --allow-privileged=true \
+    --disable-admission-plugins=ServiceAccount \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$pki/sa.pub" \
+    --service-account-signing-key-file="$pki/sa.key" \
+    --watch-cache=true \
+    --profiling=false \
+    --v="${TESTENV_APISERVER_V:-0}"
+  wait_for "$dir" kube-apiserver 120 "kube-apiserver /readyz" https_ok "$dir" "https://127.0.0.1:$api_port/readyz" ||
+    { stop_all "$dir"; die "kube-apiserver did not become ready (see $dir/kube-apiserver.log)"; }
+}
+
+start_kube-controller-manager() { # DIR
+  local dir=$1 pki="$1/pki" etcd_port peer_port api_port kcm_port
+  etcd_port=$(port_of "$dir" etcd); peer_port=$(port_of "$dir" etcd-peer)
+  api_port=$(port_of "$dir" apiserver); kcm_port=$(port_of "$dir" kube-controller-manager)
+  write_kubeconfig "$dir/kube-controller-manager.kubeconfig" "https://127.0.0.1:$api_port" \
+    system:kube-controller-manager kube-controller-manager
+  log "starting kube-controller-manager ($(cat "$dir/controllers"))"
+  spawn "$dir" kube-controller-manager \
+    --kubeconfig="$dir/kube-controller-manager.kubeconfig" \
+    --authentication-kubeconfig="$dir/kube-controller-manager.kubeconfig" \
+    --authorization-kubeconfig="$dir/kube-controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 \
+    --secure-port="$kcm_port" \
+    --tls-cert-file="$pki/kube-controller-manager-serving.crt" \
+    --tls-private-key-file="$pki/kube-controller-manager-serving.key" \
+    --controllers="$(cat "$dir/controllers")" \
+    --use-service-account-credentials=false \
+    --leader-elect=false \
+    --kube-api-qps=100 --kube-api-burst=200 \
+    --profiling=false \
+    --v="${TESTENV_KCM_V:-0}"
+  wait_for "$dir" kube-controller-manager 60 "kube-controller-manager /healthz" \
+    curl -sf --max-time 2 --cacert "$pki/ca.crt" "https://127.0.0.1:$kcm_port/healthz" ||
+    { stop_all "$dir"; die "kube-controller-manager did not become healthy (see $dir/kube-controller-manager.log)"; }
+}
+
+# Restart one component of a running control plane (fault tests): stop it, start it
+# again with the same ports, flags and (for etcd) data. The others keep running.
+cmd_restart() { # DIR COMPONENT
+  local dir c=$2
+  [[ -d "$1" ]] || die "$1: no control plane"
+  dir=$(abs_dir "$1")
+  case $c in
+    etcd | kube-apiserver | kube-controller-manager) ;;
+    apiserver) c=kube-apiserver ;;
+    controller-manager) c=kube-controller-manager ;;
+    *) die "restart: unknown component '$c' (etcd, apiserver, controller-manager)" ;;
+  esac
+  [[ -f "$dir/ports" && -f "$dir/controllers" ]] || die "$dir was not started by this hack/testenv"
+  lock_dir "$dir"
+  stop_one "$dir" "$c"
+  "start_$c" "$dir"
+  exec 9>&-
+  log "restarted $c ($dir)"
+}
+
 cmd_status() {
   local dir; [[ -d "$1" ]] || return 1
   dir=$(abs_dir "$1")
@@ -297,65 +398,14 @@ cmd_up() {
   rm -rf "$dir/etcd-data"
   mkdir -p "$dir/etcd-data"; chmod 700 "$dir/etcd-data"
 
-  log "starting etcd on 127.0.0.1:$etcd_port"
-  spawn "$dir" etcd \
-    --name=testenv \
-    --data-dir="$dir/etcd-data" \
-    --listen-client-urls="http://127.0.0.1:$etcd_port" \
-    --advertise-client-urls="http://127.0.0.1:$etcd_port" \
-    --listen-peer-urls="http://127.0.0.1:$peer_port" \
-    --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
-    --initial-cluster="testenv=http://127.0.0.1:$peer_port" \
-    --initial-cluster-state=new \
-    --quota-backend-bytes=$((1024 * 1024 * 1024)) \
-    --snapshot-count=1000 \
-    --unsafe-no-fsync=true \
-    --logger=zap --log-level=warn --log-outputs=stderr
-  wait_for "$dir" etcd 30 "etcd health" curl -sf --max-time 2 "http://127.0.0.1:$etcd_port/health" ||
-    { stop_all "$dir"; die "etcd did not start (see $dir/etcd.log)"; }
-
-  log "starting kube-apiserver $K8S_VERSION on https://127.0.0.1:$api_port"
-  spawn "$dir" kube-apiserver \
-    --advertise-address=127.0.0.1 \
-    --bind-address=127.0.0.1 \
-    --secure-port="$api_port" \
-    --tls-cert-file="$pki/apiserver.crt" \
-    --tls-private-key-file="$pki/apiserver.key" \
-    --client-ca-file="$pki/ca.crt" \
-    --authorization-mode=RBAC \
-    --etcd-servers="http://127.0.0.1:$etcd_port" \
-    --service-cluster-ip-range=10.0.0.0/24 \
-    --allow-privileged=true \
-    --disable-admission-plugins=ServiceAccount \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$pki/sa.pub" \
-    --service-account-signing-key-file="$pki/sa.key" \
-    --watch-cache=true \
-    --profiling=false \
-    --v="${TESTENV_APISERVER_V:-0}"
-  wait_for "$dir" kube-apiserver 120 "kube-apiserver /readyz" https_ok "$dir" "https://127.0.0.1:$api_port/readyz" ||
-    { stop_all "$dir"; die "kube-apiserver did not become ready (see $dir/kube-apiserver.log)"; }
-
-  write_kubeconfig "$dir/kube-controller-manager.kubeconfig" "https://127.0.0.1:$api_port" \
-    system:kube-controller-manager kube-controller-manager
-  log "starting kube-controller-manager (garbage collector, namespace controller)"
-  spawn "$dir" kube-controller-manager \
-    --kubeconfig="$dir/kube-controller-manager.kubeconfig" \
-    --authentication-kubeconfig="$dir/kube-controller-manager.kubeconfig" \
-    --authorization-kubeconfig="$dir/kube-controller-manager.kubeconfig" \
-    --bind-address=127.0.0.1 \
-    --secure-port="$kcm_port" \
-    --tls-cert-file="$pki/kube-controller-manager-serving.crt" \
-    --tls-private-key-file="$pki/kube-controller-manager-serving.key" \
-    --controllers=garbage-collector-controller,namespace-controller \
-    --use-service-account-credentials=false \
-    --leader-elect=false \
-    --kube-api-qps=100 --kube-api-burst=200 \
-    --profiling=false \
-    --v="${TESTENV_KCM_V:-0}"
-  wait_for "$dir" kube-controller-manager 60 "kube-controller-manager /healthz" \
-    curl -sf --max-time 2 --cacert "$pki/ca.crt" "https://127.0.0.1:$kcm_port/healthz" ||
-    { stop_all "$dir"; die "kube-controller-manager did not become healthy (see $dir/kube-controller-manager.log)"; }
+  # Controllers of kube-controller-manager: the garbage collector and namespace
+  # controller, plus TESTENV_EXTRA_CONTROLLERS (comma-separated, e.g.
+  # replicaset-controller for the benchmarks' baseline).
+  echo "garbage-collector-controller,namespace-controller${TESTENV_EXTRA_CONTROLLERS:+,$TESTENV_EXTRA_CONTROLLERS}" \
+    > "$dir/controllers"
+  start_etcd "$dir"
+  start_kube-apiserver "$dir"
+  start_kube-controller-manager "$dir"
   exec 8>&-
 
   write_kubeconfig "$dir/kubeconfig" "https://127.0.0.1:$api_port" tradeplane-testenv-admin admin

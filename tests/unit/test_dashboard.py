@@ -1,4 +1,8 @@
-"""The Grafana dashboard (charts/tradeplane/dashboards/tradeplane.json) against the runtime.
+"""The Grafana dashboards (charts/tradeplane/dashboards/) against the runtime and operator.
+
+The per-module dashboard (tradeplane.json) draws the runtime's series; the fleet
+dashboard (fleet.json) adds the operator's per-module state sets (health, breaker state,
+phase). Every test below runs over both.
 
 Every metric name, label and variable the dashboard uses must exist in the real `/metrics`
 output of a paper-mode `ModuleHost`: renaming a metric in module_runtime/prom.py, or
@@ -38,6 +42,7 @@ from tests.runtime.conftest import T0, make_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "charts" / "tradeplane" / "dashboards" / "tradeplane.json"
+FLEET = ROOT / "charts" / "tradeplane" / "dashboards" / "fleet.json"
 SAMPLE = ROOT / "config" / "samples" / "custom.yaml"
 
 # What the dashboard is for: one panel at least over each of these (the runtime's names).
@@ -52,6 +57,44 @@ REQUIRED = {
     "tradeplane_module_halted",
 }
 SERIES_LABELS = {"module", "namespace", "type"}
+# The fleet dashboard: PnL, capital, health and breaker state by module and namespace.
+FLEET_REQUIRED = {
+    "tradeplane_module_realized_pnl",
+    "tradeplane_module_unrealized_pnl",
+    "tradeplane_module_capital_in_use",
+    "tradeplane_operator_module_health",
+    "tradeplane_operator_module_breaker_state",
+}
+# The operator's per-module series carry the module's identity but not its type.
+OPERATOR_LABELS = {"module", "namespace"}
+DASHBOARDS = {
+    "modules": (DASHBOARD, REQUIRED, ("namespace", "module")),
+    "fleet": (FLEET, FLEET_REQUIRED, ("namespace",)),
+}
+
+
+@pytest.fixture(params=sorted(DASHBOARDS))
+def dashboard(request: pytest.FixtureRequest) -> Path:
+    path: Path = DASHBOARDS[request.param][0]
+    return path
+
+
+def expected_labels(metric: str) -> set[str]:
+    return OPERATOR_LABELS if metric.startswith("tradeplane_operator_") else SERIES_LABELS
+
+
+def operator_module_states(namespace: str) -> None:
+    """What the operator's handlers record for a running module (operator/handlers.py)."""
+    from tradeplane_operator import metrics
+
+    metrics.MODULE_STATES.modules["dashboard-uid"] = (
+        namespace,
+        "band",
+        "Running",
+        "Healthy",
+        "closed",
+    )
+
 
 # PromQL words that are not metric names: functions, aggregations, keywords.
 _PROMQL_WORDS = """
@@ -100,8 +143,8 @@ def test_parse_expr_sees_metrics_and_labels() -> None:
     assert labels == {"namespace", "reason", "module", "a"}
 
 
-def load_dashboard() -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(DASHBOARD.read_text())
+def load_dashboard(path: Path = DASHBOARD) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(path.read_text())
     return doc
 
 
@@ -111,17 +154,17 @@ def all_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from all_panels(panel.get("panels") or [])  # rows hold their own panels
 
 
-def panel_targets() -> list[tuple[str, dict[str, Any]]]:
+def panel_targets(path: Path = DASHBOARD) -> list[tuple[str, dict[str, Any]]]:
     return [
         (panel["title"], target)
-        for panel in all_panels(load_dashboard()["panels"])
+        for panel in all_panels(load_dashboard(path)["panels"])
         if panel.get("type") != "row"
         for target in panel.get("targets") or []
     ]
 
 
-def variables() -> dict[str, dict[str, Any]]:
-    return {v["name"]: v for v in load_dashboard()["templating"]["list"]}
+def variables(path: Path = DASHBOARD) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in load_dashboard(path)["templating"]["list"]}
 
 
 def variable_query(var: dict[str, Any]) -> str:
@@ -142,7 +185,8 @@ def exposition() -> dict[str, set[str]]:
     prices = {("WETH", "USDC"): [Decimal(100)] * 3}
     market = PriceSeries(clock, prices, interval=timedelta(seconds=60))
     host = ModuleHost(make_spec(), name="band", namespace="ns", market=market, clock=clock)
-    text = generate_latest(host.registry).decode()
+    operator_module_states("ns")
+    text = generate_latest(host.registry).decode() + generate_latest().decode()
     samples: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -150,15 +194,20 @@ def exposition() -> dict[str, set[str]]:
     return samples
 
 
-def test_dashboard_model_is_grafana_shaped() -> None:
-    doc = load_dashboard()
+def test_dashboards_are_distinct() -> None:
+    docs = [load_dashboard(path) for path, _, _ in DASHBOARDS.values()]
+    assert len({d["uid"] for d in docs}) == len({d["title"] for d in docs}) == len(docs)
+
+
+def test_dashboard_model_is_grafana_shaped(dashboard: Path) -> None:
+    doc = load_dashboard(dashboard)
     assert 36 <= doc["schemaVersion"] <= 41
     assert doc["uid"] and doc["title"]
-    ds = variables()["datasource"]
+    ds = variables(dashboard)["datasource"]
     assert (ds["type"], ds["query"]) == ("datasource", "prometheus")
-    for name in ("namespace", "module"):
-        assert variables()[name]["type"] == "query"
-        assert variable_query(variables()[name]).startswith("label_values(")
+    for name in next(v[2] for v in DASHBOARDS.values() if v[0] == dashboard):
+        assert variables(dashboard)[name]["type"] == "query"
+        assert variable_query(variables(dashboard)[name]).startswith("label_values(")
     ids = [p["id"] for p in all_panels(doc["panels"])]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     for panel in all_panels(doc["panels"]):
@@ -171,26 +220,29 @@ def test_dashboard_model_is_grafana_shaped() -> None:
             assert target["datasource"]["uid"] == "${datasource}"
 
 
-def test_every_metric_in_every_panel_exists(exposition: dict[str, set[str]]) -> None:
+def test_every_metric_in_every_panel_exists(
+    exposition: dict[str, set[str]], dashboard: Path
+) -> None:
     used: set[str] = set()
-    for title, target in panel_targets():
+    for title, target in panel_targets(dashboard):
         metrics, labels = parse_expr(target["expr"])
         assert metrics, f"{title}: no metric in {target['expr']}"
         for metric in metrics:
             assert metric in exposition, f"{title}: {metric} is not in the runtime's /metrics"
             # Every series the dashboard draws carries the module's identity.
-            assert exposition[metric] >= SERIES_LABELS, f"{metric} lacks {SERIES_LABELS}"
+            assert exposition[metric] >= expected_labels(metric), f"{metric} lacks labels"
         known = set().union(*(exposition[m] for m in metrics))
         assert labels <= known, f"{title}: labels {labels - known} not on {metrics}"
         legend_labels = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", target.get("legendFormat", "")))
         assert legend_labels <= known, f"{title}: legend uses {legend_labels - known}"
         used |= metrics
-    assert used >= REQUIRED, f"no panel for {REQUIRED - used}"
+    required = next(v[1] for v in DASHBOARDS.values() if v[0] == dashboard)
+    assert used >= required, f"no panel for {required - used}"
 
 
-def test_variables_query_real_labels(exposition: dict[str, set[str]]) -> None:
-    defined = set(variables())
-    for name, var in variables().items():
+def test_variables_query_real_labels(exposition: dict[str, set[str]], dashboard: Path) -> None:
+    defined = set(variables(dashboard))
+    for name, var in variables(dashboard).items():
         if var["type"] != "query":
             continue
         assert var.get("definition", variable_query(var)) == variable_query(var), name
@@ -198,7 +250,7 @@ def test_variables_query_real_labels(exposition: dict[str, set[str]]) -> None:
         metrics, labels = parse_expr(selector)
         assert metrics and metrics <= exposition.keys(), f"variable {name}: {selector}"
         assert {label, *labels} <= set().union(*(exposition[m] for m in metrics))
-    for _, target in panel_targets():
+    for _, target in panel_targets(dashboard):
         assert set(_VARIABLE.findall(target["expr"])) <= defined, target["expr"]
 
 
@@ -269,7 +321,23 @@ def runtime_target(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path, runtime_target: str) -> Iterator[str]:
+def operator_target() -> Iterator[str]:
+    """The operator's exporter (its real registry and collectors, served as `--metrics-bind`
+    serves it), holding the state the handlers record for the runtime's module."""
+    import prometheus_client
+
+    operator_module_states("dashboards")
+    port = free_port()
+    server, thread = prometheus_client.start_http_server(port, addr="127.0.0.1")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, runtime_target: str, operator_target: str) -> Iterator[str]:
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("prometheus is not installed: `apt-get install prometheus` (Debian package)")
@@ -278,6 +346,8 @@ def prometheus(tmp_path: Path, runtime_target: str) -> Iterator[str]:
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         "scrape_configs:\n  - job_name: tradeplane-runtime\n"
         f"    static_configs:\n      - targets: ['{runtime_target}']\n"
+        "  - job_name: tradeplane-operator\n"
+        f"    static_configs:\n      - targets: ['{operator_target}']\n"
     )
     port = free_port()
     log = (tmp_path / "prometheus.log").open("wb")
@@ -296,7 +366,7 @@ def prometheus(tmp_path: Path, runtime_target: str) -> Iterator[str]:
 
     def up() -> bool:
         targets = get_json(f"{url}/api/v1/targets")["data"]["activeTargets"]
-        return any(t["health"] == "up" for t in targets)
+        return len(targets) == 2 and all(t["health"] == "up" for t in targets)
 
     try:
         wait_for(up, 60, f"Prometheus scraping the runtime (log: {tmp_path / 'prometheus.log'})")
@@ -320,20 +390,21 @@ def test_every_dashboard_expression_returns_series(prometheus: str) -> None:
         result: list[Any] = body["data"]["result"]
         return result
 
-    for name, var in variables().items():
-        if var["type"] != "query":
-            continue
-        selector, label = label_values_args(variable_query(var))
-        selector = concrete(selector)
-        values = wait_for(
-            lambda s=selector, lb=label: {r["metric"].get(lb) for r in query(s)} - {None},
-            30,
-            f"values of variable {name}",
-        )
-        assert values, name
-    # rate()/increase() need two samples in their window: a few scrapes, then every
-    # expression must answer with at least one series.
-    for title, target in panel_targets():
-        expr = concrete(target["expr"])
-        series = wait_for(lambda e=expr: query(e), 30, f"{title}: {expr}")
-        assert series, f"{title}: {expr} returned no series"
+    for path, _, _ in DASHBOARDS.values():
+        for name, var in variables(path).items():
+            if var["type"] != "query":
+                continue
+            selector, label = label_values_args(variable_query(var))
+            selector = concrete(selector)
+            values = wait_for(
+                lambda s=selector, lb=label: {r["metric"].get(lb) for r in query(s)} - {None},
+                30,
+                f"{path.name}: values of variable {name}",
+            )
+            assert values, name
+        # rate()/increase() need two samples in their window: a few scrapes, then every
+        # expression must answer with at least one series.
+        for title, target in panel_targets(path):
+            expr = concrete(target["expr"])
+            series = wait_for(lambda e=expr: query(e), 30, f"{path.name} {title}: {expr}")
+            assert series, f"{path.name} {title}: {expr} returned no series"
