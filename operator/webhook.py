@@ -75,6 +75,7 @@ def enable(options: WebhookOptions) -> None:
 
 def glob_regex(pattern: str) -> str:
     """A kopf namespace glob (`t-*`) as an RE2 regular expression for CEL."""
+    # Namespace names are [a-z0-9-]: only the glob's own characters need translating.
     parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     return "^" + "".join(parts) + "$"
 
@@ -86,7 +87,7 @@ def namespace_condition(namespaces: tuple[str, ...]) -> list[dict[str, str]]:
     return [
         {
             "name": "watched-namespace",
-            "expression": f"request.namespace.matches('^({alternatives})$')",
+            "expression": f"request.namespace.matches(r'^({alternatives})$')",
         }
     ]
 
