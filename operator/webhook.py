@@ -81,15 +81,17 @@ def glob_regex(pattern: str) -> str:
 
 
 def namespace_condition(namespaces: tuple[str, ...]) -> list[dict[str, str]]:
+    """Only the namespaces this operator serves: a webhook for a namespace nobody
+    watches would refuse (failure policy Fail) what no operator could check."""
     if not namespaces:
         return []
-    alternatives = "|".join(f"({glob_regex(p)[1:-1]})" for p in namespaces)
-    return [
-        {
-            "name": "watched-namespace",
-            "expression": f"request.namespace.matches(r'^({alternatives})$')",
-        }
-    ]
+    if not any(c in p for p in namespaces for c in "*?!"):
+        listed = ", ".join(f"'{p}'" for p in namespaces)
+        expression = f"request.namespace in [{listed}]"
+    else:
+        alternatives = "|".join(f"({glob_regex(p)[1:-1]})" for p in namespaces)
+        expression = f"request.namespace.matches(r'^({alternatives})$')"
+    return [{"name": "watched-namespace", "expression": expression}]
 
 
 def webhook_configuration(
@@ -207,7 +209,9 @@ class Gate:
         return self.pending[namespace].merge(listed, time.monotonic())
 
     async def portfolio(self, namespace: str, name: str) -> tuple[PortfolioView | None, str]:
-        body = await self.objects.get(namespace, papi.PLURAL, name)
+        # A list, not a get: the operator's RBAC already has it for kopf's watch.
+        items = await self.objects.list(namespace, papi.PLURAL)
+        body = next((i for i in items if i["metadata"]["name"] == name), None)
         if body is None:
             return None, "USDC"
         spec = body.get("spec") or {}
