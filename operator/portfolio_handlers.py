@@ -46,6 +46,9 @@ class Fleet:
     reported: dict[str, str | None] = field(default_factory=dict)  # pod uid -> its halt
     wakers: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     objects: CustomObjects | None = None
+    # kopf calls no handler (but indexers) before every index is populated: once one
+    # has run, the indexes hold every object (admission may then trust them).
+    indexed: bool = False
 
     def wake(self, namespace: str, name: str | None) -> None:
         if name and (waker := self.wakers.get((namespace, name))) is not None:
@@ -85,6 +88,7 @@ def portfolio_halts(
 def portfolio_changed(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
     if namespace is None:
         return
+    FLEET.indexed = True
     FLEET.wake(namespace, name)
     runtime = memo.get("runtime")
     for member in kwargs["portfolio_members"].get((namespace, name), []):
@@ -94,6 +98,7 @@ def portfolio_changed(namespace: str | None, name: str, memo: Any, **kwargs: Any
 
 @kopf.on.event(*MODULE)
 def member_changed(namespace: str | None, spec: kopf.Spec, **kwargs: Any) -> None:
+    FLEET.indexed = True
     if namespace is None:
         return
     FLEET.wake(namespace, spec.get("portfolio"))

@@ -41,6 +41,7 @@ from .api import portfolio as papi
 from .custom_objects import CustomObjects
 from .kube import load_config
 from .portfolio import decimal
+from .portfolio_handlers import FLEET
 
 log = logging.getLogger(__name__)
 
@@ -203,21 +204,56 @@ class Gate:
     locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
     pending: defaultdict[str, Pending] = field(default_factory=lambda: defaultdict(Pending))
 
-    async def facts(self, namespace: str) -> dict[str, ModuleFacts]:
-        items = await self.objects.list(namespace, models.PLURAL)
-        listed = {item["metadata"]["name"]: module_facts(item.get("spec") or {}) for item in items}
+    async def facts(self, namespace: str, indexes: Mapping[str, Any]) -> dict[str, ModuleFacts]:
+        """Every module's facts: from the watch index once kopf has populated it (no API
+        call), else from a fresh list; with the pending admissions on top either way."""
+        index = indexes.get("admission_facts")
+        if FLEET.indexed and index is not None:
+            listed = dict(index.get(namespace, []))
+        else:
+            items = await self.objects.list(namespace, models.PLURAL)
+            listed = {i["metadata"]["name"]: module_facts(i.get("spec") or {}) for i in items}
         return self.pending[namespace].merge(listed, time.monotonic())
 
-    async def portfolio(self, namespace: str, name: str) -> tuple[PortfolioView | None, str]:
-        # A list, not a get: the operator's RBAC already has it for kopf's watch.
-        items = await self.objects.list(namespace, papi.PLURAL)
-        body = next((i for i in items if i["metadata"]["name"] == name), None)
-        if body is None:
-            return None, "USDC"
-        spec = body.get("spec") or {}
-        budget = self.pending[namespace].budget(name, decimal(spec.get("budget")), time.monotonic())
-        currency = str(spec.get("currency") or "USDC")
-        return PortfolioView(name=name, budget=budget, currency=currency), currency
+    async def portfolio(
+        self, namespace: str, name: str, indexes: Mapping[str, Any]
+    ) -> PortfolioView | None:
+        index = indexes.get("admission_portfolios")
+        if FLEET.indexed and index is not None:
+            found = next(iter(index.get((namespace, name), [])), None)
+        else:
+            found = None
+        if found is None:  # not indexed yet, or just created: ask the API server
+            items = await self.objects.list(namespace, papi.PLURAL)
+            body = next((i for i in items if i["metadata"]["name"] == name), None)
+            if body is None:
+                return None
+            found = portfolio_view(name, body.get("spec") or {})
+        budget = self.pending[namespace].budget(name, found.budget, time.monotonic())
+        return PortfolioView(name=name, budget=budget, currency=found.currency)
+
+
+def portfolio_view(name: str, spec: Mapping[str, Any]) -> PortfolioView:
+    return PortfolioView(
+        name=name,
+        budget=decimal(spec.get("budget")),
+        currency=str(spec.get("currency") or "USDC"),
+    )
+
+
+@kopf.index(models.GROUP, models.VERSION, models.PLURAL)
+def admission_facts(
+    namespace: str | None, name: str | None, spec: kopf.Spec, **_: Any
+) -> dict[str | None, tuple[str | None, ModuleFacts]]:
+    """Each module's admission facts, per namespace (kept by kopf from the watch)."""
+    return {namespace: (name, module_facts(spec))}
+
+
+@kopf.index(models.GROUP, models.VERSION, papi.PLURAL)
+def admission_portfolios(
+    namespace: str | None, name: str | None, spec: kopf.Spec, **_: Any
+) -> dict[tuple[str | None, str | None], PortfolioView]:
+    return {(namespace, name): portfolio_view(str(name), spec)}
 
 
 def _gate(memo: Any) -> Gate:
@@ -268,12 +304,12 @@ async def validate_module(body: kopf.Body, dryrun: bool, memo: Any, **kwargs: An
     facts = module_facts(spec)
     gate = _gate(memo)
     async with gate.locks[namespace]:
-        known = await gate.facts(namespace)
+        known = await gate.facts(namespace, kwargs)
         if facts.depends_on:
             graph = {n: f.depends_on for n, f in known.items() if n != name}
             _deny(admission.admit_dependencies(name, list(facts.depends_on), graph))
         if facts.portfolio:
-            view, _ = await gate.portfolio(namespace, facts.portfolio)
+            view = await gate.portfolio(namespace, facts.portfolio, kwargs)
             capital = spec.get("capital") or {}
             currency = str(capital.get("currency") or "USDC")
             _deny(
@@ -299,7 +335,7 @@ async def validate_portfolio(body: kopf.Body, dryrun: bool, memo: Any, **kwargs:
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     gate = _gate(memo)
     async with gate.locks[namespace]:
-        known = await gate.facts(namespace)
+        known = await gate.facts(namespace, kwargs)
         allocations = admission.allocations_in(known, name)
         _deny(admission.admit_budget(name=name, budget=budget, allocations=allocations))
         if not dryrun:
