@@ -20,6 +20,8 @@ test-unit:  ## only the fast tests that need no server
 manifests: bootstrap  ## regenerate crds/ from the pydantic models
 	$(VENV)/python -m tradeplane_operator.api.crd > crds/tradingmodules.yaml
 	cp crds/tradingmodules.yaml charts/tradeplane/crds/tradingmodules.yaml
+	$(VENV)/python -m tradeplane_operator.api.crd portfolio > crds/tradingportfolios.yaml
+	cp crds/tradingportfolios.yaml charts/tradeplane/crds/tradingportfolios.yaml
 
 lint: bootstrap  ## ruff and mypy
 	$(VENV)/ruff check .

@@ -105,6 +105,7 @@ def build_host(cfg: RuntimeConfig) -> ModuleHost:
             clock=clock,
             broker=broker,
             start_halted=cfg.start_halted,
+            portfolio_halt=cfg.portfolio_halt,
             ledger=ledger_for(cfg),  # PostgreSQL when TRADEPLANE_DATABASE_URL is set
             signals=signals_for(cfg),  # LISTEN/NOTIFY between modules, same database
         )

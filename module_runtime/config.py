@@ -32,6 +32,7 @@ ENV_EXCHANGE_SECRET = "TRADEPLANE_EXCHANGE_SECRET"
 ENV_DATABASE_URL = "TRADEPLANE_DATABASE_URL"
 ENV_LOG_FORMAT = "TRADEPLANE_LOG_FORMAT"
 ENV_START_HALTED = "TRADEPLANE_START_HALTED"
+ENV_PORTFOLIO_HALT = "TRADEPLANE_PORTFOLIO_HALT"
 
 DEFAULT_PORT = 8080
 
@@ -49,6 +50,7 @@ class RuntimeConfig:
     port: int = DEFAULT_PORT
     json_logs: bool = True
     start_halted: str | None = None
+    portfolio_halt: str | None = None
     # Secrets: kept out of repr so they never reach a log line or a traceback.
     wallet_key: str | None = field(default=None, repr=False)
     database_url: str | None = field(default=None, repr=False)
@@ -125,6 +127,7 @@ def load(env: Mapping[str, str] | None = None) -> RuntimeConfig:
         port=port,
         json_logs=env.get(ENV_LOG_FORMAT, "json") == "json",
         start_halted=env.get(ENV_START_HALTED) or None,
+        portfolio_halt=env.get(ENV_PORTFOLIO_HALT) or None,
         wallet_key=wallet_key,
         database_url=env.get(ENV_DATABASE_URL) or None,
         exchange_api_key=api_key,

@@ -56,6 +56,7 @@ class ModuleHost:
         slippage_bps: Decimal = Decimal(10),
         start_halted: str | None = None,
         signals: SignalBus | None = None,
+        portfolio_halt: str | None = None,
     ) -> None:
         """`broker`/`ledger` default to paper ones (not in live mode); `module_class`
         defaults to the registry's class for the spec; `start_halted` starts halted with
@@ -94,6 +95,8 @@ class ModuleHost:
         )
         if start_halted:
             self.order_path.halt(HaltReason.MANUAL.value, start_halted)
+        if portfolio_halt:
+            self.order_path.set_portfolio_halt(portfolio_halt, "at start (pod environment)")
         self.module = cls(
             name=name,
             spec=spec,
@@ -145,6 +148,17 @@ class ModuleHost:
             }
         elif problems:
             body["status"] = "degraded"
+        portfolio_halt = self.order_path.portfolio_halt
+        # Not a status of its own: a portfolio halt is the operator's, not the module's.
+        body["portfolioHalt"] = (
+            None
+            if portfolio_halt is None
+            else {
+                "reason": portfolio_halt.reason,
+                "message": portfolio_halt.message,
+                "since": portfolio_halt.since.isoformat(),
+            }
+        )
         if problems:
             body["problems"] = problems
         return body
@@ -163,6 +177,10 @@ class ModuleHost:
 
     def halt(self, reason: str) -> None:
         self.order_path.halt(HaltReason.MANUAL.value, reason)
+
+    def set_portfolio_halt(self, reason: str | None, message: str = "") -> None:
+        """The operator's portfolio halt (None: lifted); idempotent."""
+        self.order_path.set_portfolio_halt(reason, message)
 
     def resume_halt(self) -> None:
         """Clear a risk halt: a person's decision (operator annotation)."""

@@ -176,6 +176,20 @@ class OrderPath:
             log.error("module halted", extra={"halt_reason": reason, "halt_message": message})
         self._state.halt_now(reason, message, self._clock.now())
 
+    def set_portfolio_halt(self, reason: str | None, message: str = "") -> None:
+        """The portfolio's halt (None clears it): no new exposure, reductions allowed."""
+        if reason is None:
+            if self._state.portfolio_halt is not None:
+                log.warning("portfolio halt cleared", extra={"halt_reason": reason})
+            self._state.portfolio_halt = None
+        elif self._state.portfolio_halt is None or self._state.portfolio_halt.reason != reason:
+            log.error("portfolio halted", extra={"halt_reason": reason, "halt_message": message})
+            self._state.portfolio_halt = HaltInfo(reason, message, self._clock.now())
+
+    @property
+    def portfolio_halt(self) -> HaltInfo | None:
+        return self._state.portfolio_halt
+
     def resume(self) -> None:
         """Clear a halt. For a person only (operator annotation): never called by code
         reacting to market data."""

@@ -61,6 +61,7 @@ class RejectReason(StrEnum):
 
     HALTED = "halted"
     PAUSED = "paused"
+    PORTFOLIO_HALTED = "portfolio_halted"
     STOPPING = "stopping"
     INVALID_ORDER = "invalid_order"
     NOT_REDUCING = "not_reducing"
@@ -160,6 +161,9 @@ class RiskState:
     paused: bool = False
     stopping: bool = False
     halt: HaltInfo | None = None
+    # The portfolio's halt (kill switch or its loss limits), set by the operator: like
+    # paused, it refuses new exposure and lets reductions through.
+    portfolio_halt: HaltInfo | None = None
 
     @classmethod
     def initial(cls, limits: RiskLimits, now: datetime) -> RiskState:
@@ -407,6 +411,11 @@ def _check_opening(
         return reject(RejectReason.STOPPING, "module is stopping: no new exposure")
     if state.paused:
         return reject(RejectReason.PAUSED, "module is paused: no new exposure")
+    if state.portfolio_halt is not None:
+        return reject(
+            RejectReason.PORTFOLIO_HALTED,
+            f"portfolio halted ({state.portfolio_halt.reason}): no new exposure",
+        )
     notional = order.notional
     if order.leverage > limits.max_leverage:
         return reject(

@@ -6,6 +6,9 @@
 - `/readyz`: 200 once the module has started.
 - `/metrics`: Prometheus text format from the module's own registry.
 - `/status`: the JSON metrics summary the operator copies into the resource status.
+- `POST /control/portfolio-halt` `{"reason": R, "message": M}` (R null lifts it): the
+  operator's portfolio halt, idempotent; answers the resulting `/healthz` body. The
+  endpoint trusts the pod network (restrict it to the operator with a NetworkPolicy).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class Observable(Protocol):
 
     def summary(self) -> dict[str, Any]: ...
 
+    def set_portfolio_halt(self, reason: str | None, message: str = "") -> None: ...
+
 
 def build_app(target: Observable) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
@@ -49,11 +54,24 @@ def build_app(target: Observable) -> web.Application:
     async def status(_: web.Request) -> web.Response:
         return web.json_response(target.summary())
 
+    async def portfolio_halt(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            reason = body.get("reason")
+            message = str(body.get("message") or "")
+            if reason is not None and (not isinstance(reason, str) or not reason):
+                raise ValueError("reason must be a non-empty string or null")
+        except (ValueError, AttributeError) as error:
+            return web.json_response({"error": str(error)}, status=400)
+        target.set_portfolio_halt(reason, message)
+        return web.json_response(target.health())
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/status", status)
+    app.router.add_post("/control/portfolio-halt", portfolio_halt)
     return app
 
 

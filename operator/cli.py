@@ -45,14 +45,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     parser.add_argument("--log-format", default="json", choices=["json", "plain"])
+    webhook = parser.add_argument_group(
+        "admission webhook", "fleet budgets and dependency cycles checked at apply time"
+    )
+    webhook.add_argument(
+        "--webhook-listen",
+        metavar="HOST:PORT",
+        help="serve the validating webhook (HTTPS) here, e.g. 0.0.0.0:9443 (default: off)",
+    )
+    webhook.add_argument(
+        "--webhook-cert-dir",
+        metavar="DIR",
+        help="tls.crt, tls.key and optionally ca.crt (a kubernetes.io/tls Secret's layout)",
+    )
+    webhook.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="how the API server reaches the webhook (default: https://HOST:PORT)",
+    )
+    webhook.add_argument(
+        "--webhook-configuration",
+        metavar="NAME",
+        help="write this ValidatingWebhookConfiguration once the webhook listens (the chart "
+        "installs its own: leave unset there)",
+    )
     args = parser.parse_args(argv)
     if args.priority is None:
         args.priority = random.SystemRandom().randint(1, 2**31 - 1) if args.peering else 0
     if not args.namespace and not args.all_namespaces:
         parser.error("pass --namespace NS (repeatable) or --all-namespaces")
+    if args.webhook_listen and not args.webhook_cert_dir:
+        parser.error("--webhook-listen needs --webhook-cert-dir")
     return args
 
 
+<<<<<<< HEAD
 class KopfNoise(logging.Filter):
     """Keeps kopf's per-event chatter out of the operator's log.
 
@@ -74,6 +101,25 @@ class KopfNoise(logging.Filter):
         return not (
             isinstance(msg, str) and msg.startswith("Handler '") and msg.endswith(" succeeded.")
         )
+=======
+def _enable_webhook(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from . import webhook  # registers the admission handlers with kopf
+
+    host, _, port = args.webhook_listen.rpartition(":")
+    host = host or "0.0.0.0"
+    webhook.enable(
+        webhook.WebhookOptions(
+            listen_host=host,
+            listen_port=int(port),
+            cert_dir=Path(args.webhook_cert_dir),
+            url=args.webhook_url or f"https://{host}:{port}",
+            configuration=args.webhook_configuration,
+            namespaces=() if args.all_namespaces else tuple(args.namespace),
+        )
+    )
+>>>>>>> portfolio
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,6 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     from . import connections, handlers  # noqa: F401  (registers the handlers with kopf)
 
     connections.WATCHED_NAMESPACES = len(args.namespace) or 1
+
+    if args.webhook_listen:
+        _enable_webhook(args)
 
     logging.getLogger("kopf").setLevel(max(logging.INFO, logging.getLevelName(args.log_level)))
     for handler in logging.getLogger().handlers:

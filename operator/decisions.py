@@ -118,6 +118,7 @@ class Probe:
     halt_reason: str | None = None
     halt_message: str = ""
     metrics: MetricsSummary | None = None
+    portfolio_halt: str | None = None  # the runtime's portfolio halt reason, if any
 
     @property
     def ok(self) -> bool:
@@ -323,6 +324,7 @@ def _create(b: _Builder, reason: str, *, counted: bool) -> Plan:
         b.event("Normal", "Creating", f"creating runtime pod {obs.pod_name}")
     status.pending_restart = None
     status.pod_name = obs.pod_name
+    status.invalid_config_generation = None
     start_halted = status.halt.reason if status.halt else None
     b.actions.append(CreatePod(reason, start_halted=start_halted))
     return b.plan(Phase.PENDING, False, "PodCreating", f"creating runtime pod {obs.pod_name}", 5.0)
@@ -441,6 +443,9 @@ def decide(obs: Observation) -> Plan:
         b.event("Normal", "ConfigChanged", f"deleting pod {ours.name} to apply the new spec")
         return b.plan(Phase.PENDING, False, "ConfigChanged", "spec changed; replacing the pod", 2.0)
 
+    if ours.finished and ours.exit_code == EXIT_INVALID_CONFIG:
+        return _invalid_config(b, ours)
+
     if ours.finished:
         detail = f"runtime pod {ours.name} {ours.phase.lower()}"
         if ours.exit_code is not None:
@@ -471,6 +476,30 @@ def decide(obs: Observation) -> Plan:
         f"runtime pod {ours.name} is {ours.phase.lower()}, not ready yet",
         5.0,
     )
+
+
+EXIT_INVALID_CONFIG = 2  # the runtime refused its config (module_runtime.cli)
+
+
+def _invalid_config(b: _Builder, pod: PodView) -> Plan:
+    """Exit code 2: the config is wrong, and restarting cannot fix it. The pod stays (its
+    logs with it) and the module is Failed until a new generation of the spec."""
+    obs, status = b.obs, b.status
+    generation = obs.module.generation
+    message = f"runtime refused its config (exit code 2): {pod.message or 'see the pod log'}"
+    if status.invalid_config_generation is not None and generation > (
+        status.invalid_config_generation
+    ):
+        b.actions.append(DeletePod(pod.name, pod.uid, "Retrying"))
+        status.pending_restart = PendingRestart(reason="Retrying", failure=False, since=b.now_text)
+        status.invalid_config_generation = None
+        b.event("Normal", "Retrying", f"generation {generation}: retrying the invalid config")
+        return b.plan(Phase.PENDING, False, "Retrying", "new generation; retrying", 2.0)
+    if status.invalid_config_generation is None:
+        status.invalid_config_generation = generation
+        b.event("Warning", "InvalidConfig", message)
+    status.health = Health.UNKNOWN
+    return b.plan(Phase.FAILED, False, "InvalidConfig", message, None)
 
 
 def _breaker_open(b: _Builder) -> bool:

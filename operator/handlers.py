@@ -21,7 +21,7 @@ import kopf
 from pydantic import ValidationError
 
 from . import conditions as cond
-from . import decisions, metrics, resources
+from . import decisions, metrics, portfolio_handlers, resources
 from .api import models
 from .api.models import BreakerState, Phase, TradingModuleSpec, TradingModuleStatus
 from .kube import Kube, load_config
@@ -222,12 +222,17 @@ async def _act(
     spec: TradingModuleSpec,
     plan: decisions.Plan,
     logger: kopf.Logger,
+    portfolio_halt: str | None = None,
 ) -> None:
     for action in plan.actions:
         if isinstance(action, decisions.CreatePod):
             await rt.kube.apply_config_map(resources.config_map(module, spec))
             manifest = resources.runtime_pod(
-                module, spec, rt.settings, start_halted=action.start_halted
+                module,
+                spec,
+                rt.settings,
+                start_halted=action.start_halted,
+                portfolio_halt=portfolio_halt,
             )
             created = await rt.kube.create_pod(manifest)
             logger.info(
@@ -290,7 +295,11 @@ async def reconcile(
             dependencies=dependencies,
         )
         plan = decisions.decide(observation)
-        await _act(rt, body, module, spec, plan, logger)
+        portfolio_halt = portfolio_handlers.desired_for(indexes, module.namespace, spec)
+        await portfolio_handlers.after_decide(
+            rt, module, spec, pods, pod_name, probe, plan, portfolio_halt, logger
+        )
+        await _act(rt, body, module, spec, plan, logger, portfolio_halt)
         await _write_status(rt, module, current, plan.status, loop)
     state = plan.status
     metrics.MODULES.states[module.uid] = (

@@ -57,6 +57,7 @@ def parse_health(text: str, at: datetime) -> Probe:
         metrics = body.get("metrics")
         summary = _summary(metrics) if metrics is not None else None
         halt = body.get("halt") or {}
+        portfolio_halt = (body.get("portfolioHalt") or {}).get("reason")
     except (ValueError, KeyError, TypeError, ValidationError):
         return Probe(cause="bad_body", at=at)
     return Probe(
@@ -65,4 +66,5 @@ def parse_health(text: str, at: datetime) -> Probe:
         halt_reason=halt.get("reason") if status == "halted" else None,
         halt_message=str(halt.get("message") or "") if status == "halted" else "",
         metrics=summary,
+        portfolio_halt=str(portfolio_halt) if portfolio_halt else None,
     )

@@ -28,7 +28,7 @@ CONFIG_FILE = "module.json"
 CONTAINER = "runtime"
 
 # Spec fields that the operator acts on itself; changing them never replaces the pod.
-OPERATOR_ONLY_FIELDS = {"enabled", "health", "dependsOn"}
+OPERATOR_ONLY_FIELDS = {"enabled", "health", "dependsOn", "portfolio"}
 
 _MAX_NAME = 253
 
@@ -150,6 +150,7 @@ def runtime_pod(
     settings: OperatorSettings,
     *,
     start_halted: str | None = None,
+    portfolio_halt: str | None = None,
 ) -> dict[str, Any]:
     """The one runtime pod of a module. Restarts are the operator's, so restartPolicy
     is Never: a kubelet restart would bypass the backoff and the circuit breaker."""
@@ -179,6 +180,8 @@ def runtime_pod(
         )
     if start_halted:
         env.append({"name": "TRADEPLANE_START_HALTED", "value": start_halted})
+    if portfolio_halt:  # a pod created while its portfolio is halted starts halted
+        env.append({"name": "TRADEPLANE_PORTFOLIO_HALT", "value": portfolio_halt})
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": image_for(spec, settings),

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from . import models
+from . import models, portfolio
 
 Schema = dict[str, Any]
 
@@ -113,6 +113,13 @@ def _no_default_for(schema: Schema, names: set[str]) -> Schema:
     return schema
 
 
+SELF_DEPENDENCY_RULE = {
+    "rule": "!has(self.spec.dependsOn) || !(self.metadata.name in self.spec.dependsOn)",
+    "message": "spec.dependsOn must not list the module itself",
+    "fieldPath": ".spec.dependsOn",
+}
+
+
 def custom_resource_definition() -> Schema:
     spec = model_schema(models.TradingModuleSpec)
     status = model_schema(models.TradingModuleStatus)
@@ -146,6 +153,55 @@ def custom_resource_definition() -> Schema:
                             "type": "object",
                             "description": "A trading module run by the Tradeplane operator.",
                             "required": ["spec"],
+                            # At the root, CEL sees the name and the spec together.
+                            "x-kubernetes-validations": [SELF_DEPENDENCY_RULE],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def portfolio_definition() -> Schema:
+    spec = model_schema(portfolio.TradingPortfolioSpec)
+    status = model_schema(portfolio.TradingPortfolioStatus)
+    status = _no_default_for(status, set(status.get("properties", {})))
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{portfolio.PLURAL}.{models.GROUP}"},
+        "spec": {
+            "group": models.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": portfolio.KIND,
+                "listKind": f"{portfolio.KIND}List",
+                "plural": portfolio.PLURAL,
+                "singular": portfolio.SINGULAR,
+                "shortNames": portfolio.SHORT_NAMES,
+                "categories": models.CATEGORIES,
+            },
+            "versions": [
+                {
+                    "name": models.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": portfolio.PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A capital budget and kill switch for a fleet "
+                            "of TradingModules (members name it in spec.portfolio).",
+                            "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
@@ -162,6 +218,7 @@ def custom_resource_definition() -> Schema:
 
 
 HEADER = "# Generated from operator/api/models.py by `make manifests`. Do not edit.\n"
+PORTFOLIO_HEADER = "# Generated from operator/api/portfolio.py by `make manifests`. Do not edit.\n"
 
 
 class _NoAliases(yaml.SafeDumper):
@@ -169,13 +226,22 @@ class _NoAliases(yaml.SafeDumper):
         return True
 
 
+def _yaml(doc: Schema) -> str:
+    return yaml.dump(doc, Dumper=_NoAliases, sort_keys=False, width=100)
+
+
 def render() -> str:
-    body = yaml.dump(custom_resource_definition(), Dumper=_NoAliases, sort_keys=False, width=100)
-    return HEADER + body
+    return HEADER + _yaml(custom_resource_definition())
+
+
+def render_portfolio() -> str:
+    return PORTFOLIO_HEADER + _yaml(portfolio_definition())
 
 
 def main() -> None:
-    sys.stdout.write(render())
+    """`python -m ...crd` writes the TradingModule CRD; `... portfolio` the portfolio's."""
+    which = sys.argv[1] if len(sys.argv) > 1 else "module"
+    sys.stdout.write(render_portfolio() if which == "portfolio" else render())
 
 
 if __name__ == "__main__":

@@ -276,6 +276,11 @@ class TradingModuleSpec(ApiModel):
     )
     health: HealthSpec = Field(default_factory=HealthSpec)
     depends_on: list[Name] = Field(default_factory=list, max_length=64)
+    portfolio: Name | None = Field(
+        default=None,
+        description="A TradingPortfolio in the same namespace whose budget this module's "
+        "capital.allocation counts against.",
+    )
     log_level: LogLevel = Field(default=LogLevel.INFO)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
 
@@ -415,6 +420,8 @@ class TradingModuleStatus(ApiModel):
     halt: Halt | None = None
     last_resume: Resume | None = None
     metrics: MetricsSummary | None = None
+    # The generation whose runtime exited 2 (invalid config): not retried until a newer one.
+    invalid_config_generation: int | None = None
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={

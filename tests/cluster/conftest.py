@@ -21,6 +21,7 @@ import pytest
 
 from tests.cluster.census import PodCensus
 from tests.cluster.kubectl import Kubectl, eventually
+from tests.cluster.webhook_certs import make_certs
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTENV = ROOT / "hack" / "testenv"
@@ -136,12 +137,16 @@ class OperatorProcess:
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 30
+        wanted = [b"initial authentication has finished"]
+        if "--webhook-listen" in self.args:  # admission on: wait until it answers
+            wanted.append(b"admission webhook ready")
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"operator exited early:\n{self.log.read_text()[-4000:]}")
             with self.log.open("rb") as f:
                 f.seek(offset)
-                if b"initial authentication has finished" in f.read().lower():
+                text = f.read().lower()
+                if all(w in text for w in wanted):
                     return self
             time.sleep(0.1)
         pytest.fail(f"operator did not start:\n{self.log.read_text()[-4000:]}")
@@ -161,6 +166,25 @@ class OperatorProcess:
                 self.kill()
 
 
+def webhook_args(cert_dir: Path, configuration: str) -> list[str]:
+    """Serve the admission webhook on loopback and write its configuration (scoped to
+    the operator's namespaces by the operator itself)."""
+    if not (cert_dir / "tls.crt").exists():
+        make_certs(cert_dir)
+    return [
+        "--webhook-listen",
+        f"127.0.0.1:{free_port()}",
+        "--webhook-cert-dir",
+        str(cert_dir),
+        "--webhook-configuration",
+        configuration,
+    ]
+
+
+def delete_webhook_configuration(kubectl: Kubectl, name: str) -> None:
+    kubectl.run("delete", "validatingwebhookconfiguration", name, "--ignore-not-found", check=False)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -174,15 +198,20 @@ def operator_process(
     standin: Path | None,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Path]:
-    """One operator for the tests' namespaces (t-*); tests that kill or measure an
-    operator start their own for a namespace of their own (`start_operator`)."""
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    """One operator for the tests' namespaces (t-*), serving the admission webhook for
+    them; tests that kill or measure an operator start their own for a namespace of
+    their own (`start_operator`)."""
+    state = tmp_path_factory.mktemp("operator")
+    log = state / "operator.log"
     env = {"TRADEPLANE_STATUS_MIN_INTERVAL": "3", "TRADEPLANE_TERMINATION_GRACE_SECONDS": "5"}
-    op = OperatorProcess(kubeconfig, log, ["--namespace", "t-*"], env).start()
+    configuration = f"tradeplane-test-{uuid.uuid4().hex[:8]}"
+    args = ["--namespace", "t-*", *webhook_args(state / "webhook", configuration)]
+    op = OperatorProcess(kubeconfig, log, args, env).start()
     try:
         yield log
     finally:
         op.stop()
+        delete_webhook_configuration(kubectl, configuration)
 
 
 @pytest.fixture

@@ -481,6 +481,35 @@ def lifecycle(kubectl: Kubectl, namespace: str, operators: list[Operator]) -> No
     config = kubectl.json("get", "configmap", CONFIG_MAP, "-n", namespace)
     assert '"bandPercent": 0.9' in config["data"]["module.json"]
 
+    # A portfolio: its status written, a person's resume annotation consumed, deleted.
+    portfolio = {
+        "apiVersion": "tradeplane.io/v1alpha1",
+        "kind": "TradingPortfolio",
+        "metadata": {"name": "fleet"},
+        "spec": {"budget": "100000"},
+    }
+    kubectl.run("apply", "-n", namespace, "-f", "-", stdin=json.dumps(portfolio))
+    eventually(
+        lambda: (
+            kubectl.json("get", "tp", "fleet", "-n", namespace).get("status", {}).get("allocated")
+        ),
+        timeout=60,
+        what="the portfolio's status",
+    )
+    kubectl.run("annotate", "tp", "fleet", "-n", namespace, "tradeplane.io/resume-halt=ops")
+    eventually(
+        lambda: (
+            "tradeplane.io/resume-halt"
+            not in (
+                kubectl.json("get", "tp", "fleet", "-n", namespace)["metadata"].get("annotations")
+                or {}
+            )
+        ),
+        timeout=60,
+        what="the resume annotation consumed",
+    )
+    kubectl.run("delete", "tp", "fleet", "-n", namespace, "--timeout=60s")
+
     # Delete: the operator's finalizer holds the module until its pod is gone.
     kubectl.run("delete", "tradingmodule", MODULE, "-n", namespace, "--wait=false")
     eventually(

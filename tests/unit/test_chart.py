@@ -132,7 +132,8 @@ def test_no_mode_grants_secrets_wildcards_or_rbac_powers(helm: str, mode: str) -
 def test_standalone_defaults(helm: str) -> None:
     docs = render(helm, {})
     assert sorted(d["kind"] for d in docs) == [
-        "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount",
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "Secret", "Service", "Service",
+        "ServiceAccount", "ValidatingWebhookConfiguration",
     ]  # fmt: skip
     deployment = one(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 1
@@ -154,6 +155,7 @@ def test_standalone_defaults(helm: str) -> None:
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {
         "liveness": 8080,
         "metrics": 9090,
+        "webhook": 9443,
     }
     assert c["securityContext"] == {
         "allowPrivilegeEscalation": False,
@@ -165,7 +167,7 @@ def test_standalone_defaults(helm: str) -> None:
     variables = env(docs)
     assert variables["TRADEPLANE_RUNTIME_IMAGE"] == c["image"]  # one image, both programs
     assert "TRADEPLANE_DATABASE_SECRET" not in variables
-    service = one(docs, "Service")
+    service = next(d for d in docs if d["metadata"]["name"].endswith("-metrics"))
     assert service["spec"]["ports"] == [
         {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
     ]
@@ -286,3 +288,54 @@ def test_migration_job_is_a_pre_upgrade_hook_reading_the_url_by_reference(helm: 
     assert migrate["command"] == ["tradeplane-runtime", "migrate"]
     (url,) = migrate["env"]
     assert url["valueFrom"]["secretKeyRef"] == {"name": "tradeplane-db", "key": "url"}
+
+
+def _webhooks_without_client(config: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in w.items() if k != "clientConfig"} for w in config["webhooks"]]
+
+
+@pytest.mark.parametrize("mode", ["standalone", "namespaced"])
+def test_webhook_configuration_is_the_operators(helm: str, mode: str) -> None:
+    """The chart's ValidatingWebhookConfiguration is the one the operator would write
+    (operator/webhook.py), pointed at the chart's Service with the chart's CA."""
+    from tradeplane_operator import webhook
+
+    values = MODES[mode]
+    docs = render(helm, values)
+    config = one(docs, "ValidatingWebhookConfiguration")
+    namespaces = tuple(values.get("watchNamespaces", []))
+    expected = webhook.webhook_configuration(
+        "x", {h: {} for h in (webhook.MODULE_HANDLER_ID, webhook.PORTFOLIO_HANDLER_ID)}, namespaces
+    )
+    assert _webhooks_without_client(config) == _webhooks_without_client(expected)
+    assert all(w["failurePolicy"] == "Fail" for w in config["webhooks"])
+    secret = one(docs, "Secret")
+    service = next(d for d in docs if d["metadata"]["name"].endswith("-webhook"))
+    paths = ["/validate-module", "/validate-portfolio"]
+    for hook, path in zip(config["webhooks"], paths, strict=True):
+        client = hook["clientConfig"]
+        assert client["service"] == {
+            "name": service["metadata"]["name"],
+            "namespace": "tradeplane-system",
+            "path": path,
+            "port": 443,
+        }
+        assert client["caBundle"] == secret["data"]["ca.crt"]
+    command = container(docs)["command"]
+    assert "--webhook-listen=0.0.0.0:9443" in command
+    assert "--webhook-cert-dir=/etc/tradeplane/webhook" in command
+    assert not [a for a in command if a.startswith("--webhook-configuration")]  # the chart's
+
+
+def test_webhook_with_cert_manager_and_off(helm: str) -> None:
+    docs = render(helm, {"webhook": {"certManager": {"enabled": True}}})
+    kinds = {d["kind"] for d in docs}
+    assert {"Issuer", "Certificate"} <= kinds and "Secret" not in kinds
+    config = one(docs, "ValidatingWebhookConfiguration")
+    assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].endswith(
+        "/tp-tradeplane-webhook"
+    )
+    assert all("caBundle" not in w["clientConfig"] for w in config["webhooks"])
+    off = render(helm, {"webhook": {"enabled": False}})
+    assert not {"ValidatingWebhookConfiguration", "Secret"} & {d["kind"] for d in off}
+    assert not [a for a in container(off)["command"] if a.startswith("--webhook")]

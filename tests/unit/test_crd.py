@@ -56,3 +56,31 @@ def test_defaults_are_typed() -> None:
     assert risk["maxDrawdownPercent"]["default"] == 20
     assert spec["properties"]["health"]["default"]["backoff"]["maxSeconds"] == 300
     assert spec["properties"]["mode"]["default"] == "paper"
+
+
+PORTFOLIO_CRD = CRD_FILE.parent / "tradingportfolios.yaml"
+
+
+def test_checked_in_portfolio_crd_is_not_stale() -> None:
+    assert PORTFOLIO_CRD.read_text() == crd.render_portfolio(), "run `make manifests`"
+    chart_copy = CRD_FILE.parents[1] / "charts" / "tradeplane" / "crds" / PORTFOLIO_CRD.name
+    assert chart_copy.read_text() == PORTFOLIO_CRD.read_text()
+
+
+def test_portfolio_names_and_columns() -> None:
+    doc = yaml.safe_load(PORTFOLIO_CRD.read_text())
+    assert doc["metadata"]["name"] == "tradingportfolios.tradeplane.io"
+    assert doc["spec"]["names"]["shortNames"] == ["tp"]
+    version = doc["spec"]["versions"][0]
+    columns = [c["name"].upper() for c in version["additionalPrinterColumns"]]
+    assert columns == ["BUDGET", "ALLOCATED", "AVAILABLE", "MEMBERS", "PNL", "HALTED", "AGE"]
+    schema = version["schema"]["openAPIV3Schema"]
+    for path, node in _walk(schema):
+        assert "$ref" not in node and "anyOf" not in node and "title" not in node, path
+
+
+def test_self_dependency_rule_is_at_the_root() -> None:
+    doc = yaml.safe_load(CRD_FILE.read_text())
+    root = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    rules = [r["rule"] for r in root["x-kubernetes-validations"]]
+    assert any("self.metadata.name in self.spec.dependsOn" in r for r in rules)

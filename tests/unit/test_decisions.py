@@ -462,3 +462,51 @@ def test_failed_pod_reports_the_runtimes_last_words() -> None:
     assert "exit code 2" in plan.status.message
     assert "strategy.emaPeriod: too small" in plan.status.message
     assert "strategy.emaPeriod" in plan.events[0].message
+
+
+# ---- exit code 2: invalid configuration --------------------------------------------
+
+
+def invalid_config_pod(uid: str = "p-1") -> PodView:
+    return pod(
+        uid=uid,
+        phase="Failed",
+        ready=False,
+        exit_code=2,
+        message="invalid strategy parameters: strategy.emaPeriod: too small",
+    )
+
+
+def test_exit_2_is_failed_invalid_config_and_not_restarted() -> None:
+    plan = decide(observe([invalid_config_pod()]))
+    assert plan.actions == ()
+    assert plan.status.phase == Phase.FAILED
+    assert condition(plan.status, "Ready") == ("False", "InvalidConfig")
+    assert plan.status.message is not None and "strategy.emaPeriod" in plan.status.message
+    assert [e.reason for e in plan.events] == ["InvalidConfig"]
+    assert plan.requeue_after is None
+    again = decide(observe([invalid_config_pod()], status=plan.status, now=NOW + timedelta(1)))
+    assert again.actions == () and again.events == ()
+    assert again.status.restarts == 0 and again.status.phase == Phase.FAILED
+
+
+def test_a_new_generation_retries_an_invalid_config() -> None:
+    failed_plan = decide(observe([invalid_config_pod()]))
+    newer = Observation(
+        module=ModuleRef(MODULE.name, MODULE.namespace, MODULE.uid, MODULE.generation + 1),
+        spec=spec(),
+        status=failed_plan.status,
+        pods=[invalid_config_pod()],
+        desired_hash="h",
+        now=NOW,
+        pod_name=POD,
+    )
+    retry = decide(newer)
+    assert retry.actions == (DeletePod(POD, "p-1", "Retrying"),)
+    created = decide(Observation(newer.module, newer.spec, retry.status, [], "h", NOW, POD))
+    assert created.actions == (CreatePod("Retrying"),)
+    assert created.status.restarts == 0  # not a failure restart: no backoff, no breaker
+    # The retry fails the same way: Failed again, one event, no loop.
+    again = [invalid_config_pod("p-2")]
+    second = decide(Observation(newer.module, newer.spec, created.status, again, "h", NOW, POD))
+    assert second.actions == () and [e.reason for e in second.events] == ["InvalidConfig"]

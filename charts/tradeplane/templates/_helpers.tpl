@@ -65,6 +65,15 @@ Role per namespace with watchNamespaces).
 - apiGroups: [tradeplane.io]
   resources: [tradingmodules/status]
   verbs: [patch]
+# TradingPortfolios: kopf watches them (the portfolio daemon, the halt index); patch:
+# kopf's finalizer and the removal of the resume-halt annotation. Admission lists
+# portfolios and modules fresh (list).
+- apiGroups: [tradeplane.io]
+  resources: [tradingportfolios]
+  verbs: [list, watch, patch]
+- apiGroups: [tradeplane.io]
+  resources: [tradingportfolios/status]
+  verbs: [patch]
 # The runtime pods: kopf's pod index and events (list/watch), the module's one pod
 # (create), replacement and cleanup (delete; list in the deletion handler).
 - apiGroups: [""]

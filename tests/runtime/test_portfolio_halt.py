@@ -1,0 +1,71 @@
+"""The runtime's side of a portfolio halt: no new exposure, reductions allowed, and the
+control endpoint the operator calls (a real aiohttp server on loopback)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import aiohttp
+from aiohttp import web
+
+from module_runtime.clock import ManualClock
+from module_runtime.host import ModuleHost
+from module_runtime.market_data import PriceSeries
+from module_runtime.positions import Position
+from module_runtime.risk import HaltInfo, RejectReason, RiskState, check
+from module_runtime.server import build_app
+
+from .conftest import T0, buy, make_limits, make_spec, sell
+
+D = Decimal
+ETH = ("WETH", "USDC")
+
+
+def test_portfolio_halt_refuses_new_exposure_and_allows_reductions() -> None:
+    limits = make_limits()
+    s = RiskState.initial(limits, T0)
+    s.positions = {ETH: Position("WETH", "USDC", D(1), D(1000))}
+    s.portfolio_halt = HaltInfo("KillSwitch", "", T0)
+    opening = check(buy("0.1", "1000"), s, limits)
+    assert not opening.accepted and opening.reason is RejectReason.PORTFOLIO_HALTED
+    assert check(sell("1", "900", reduces_position=True), s, limits).accepted
+    s.portfolio_halt = None
+    assert check(buy("0.1", "1000"), s, limits).accepted
+
+
+def host(clock: ManualClock, **options: object) -> ModuleHost:
+    series = PriceSeries(clock, {ETH: [D(100)] * 5}, interval=timedelta(seconds=60))
+    return ModuleHost(make_spec(), name="m", namespace="ns", market=series, clock=clock, **options)  # type: ignore[arg-type]
+
+
+def test_a_pod_created_under_a_halt_starts_halted(clock: ManualClock) -> None:
+    h = host(clock, portfolio_halt="MaxDailyLoss")
+    body = h.health()
+    assert body["portfolioHalt"]["reason"] == "MaxDailyLoss"
+    assert body["status"] == "ok"  # not a risk halt: the operator must not record one
+    assert host(clock).health()["portfolioHalt"] is None
+
+
+async def test_control_endpoint_halts_and_lifts_idempotently(clock: ManualClock) -> None:
+    h = host(clock)
+    runner = web.AppRunner(build_app(h))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/control/portfolio-halt"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(2):  # the operator repeats itself; the runtime does not mind
+                async with session.post(url, json={"reason": "KillSwitch"}) as answer:
+                    assert answer.status == 200
+                    assert (await answer.json())["portfolioHalt"]["reason"] == "KillSwitch"
+            assert h.order_path.state.portfolio_halt is not None
+            async with session.post(url, json={"reason": None}) as answer:
+                assert (await answer.json())["portfolioHalt"] is None
+            async with session.post(url, json={"reason": 5}) as answer:
+                assert answer.status == 400
+    finally:
+        await runner.cleanup()
+    assert h.order_path.state.portfolio_halt is None
