@@ -79,7 +79,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-<<<<<<< HEAD
 class KopfNoise(logging.Filter):
     """Keeps kopf's per-event chatter out of the operator's log.
 
@@ -101,7 +100,8 @@ class KopfNoise(logging.Filter):
         return not (
             isinstance(msg, str) and msg.startswith("Handler '") and msg.endswith(" succeeded.")
         )
-=======
+
+
 def _enable_webhook(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -119,7 +119,6 @@ def _enable_webhook(args: argparse.Namespace) -> None:
             namespaces=() if args.all_namespaces else tuple(args.namespace),
         )
     )
->>>>>>> portfolio
 
 
 def main(argv: list[str] | None = None) -> None:
