@@ -162,6 +162,8 @@ class RiskState:
 
     @property
     def unrealized_pnl(self) -> Decimal:
+        if not self.positions:
+            return ZERO
         with localcontext(ACCOUNTING_CONTEXT):
             return sum(
                 (p.unrealized_pnl(self.marks.get(k)) for k, p in self.positions.items()), ZERO
@@ -231,12 +233,19 @@ class RiskState:
             )
         self._update_peak()
 
-    def mark(self, key: PositionKey, price: Decimal) -> None:
-        """Record the latest market price of a pair (for unrealized PnL and drawdown)."""
+    def mark(self, key: PositionKey, price: Decimal) -> bool:
+        """Record the latest market price of a pair (for unrealized PnL and drawdown).
+
+        Returns whether equity may have moved: only a held pair's mark moves it, so an
+        unheld pair's mark (most candles of a backtest) skips the peak and breach work.
+        """
         if price <= 0:
             raise ValueError(f"mark price must be > 0, got {price}")
         self.marks[key] = price
+        if key not in self.positions:
+            return False
         self._update_peak()
+        return True
 
     def _update_peak(self) -> None:
         self.equity_peak = max(self.equity_peak, self.equity)
