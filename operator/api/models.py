@@ -274,7 +274,7 @@ class BacktestSpec(ApiModel):
         default=None, max_length=512, pattern=r"^(https?|wss?)://", description="evm: node."
     )
     pool: str | None = Field(
-        default=None, pattern=r"^0x[0-9a-fA-F]{40}$", description="evm: the pair (or strategy.pool)."
+        default=None, pattern=r"^0x[0-9a-fA-F]{40}$", description="evm: the pair."
     )
     from_block: int | None = Field(default=None, ge=0, description="evm: first block.")
     to_block: int | None = Field(default=None, ge=0, description="evm: last block (inclusive).")
