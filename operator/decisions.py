@@ -377,7 +377,9 @@ def _backtest_done(b: _Builder, pod: PodView) -> Plan:
             max_drawdown_percent=report.max_drawdown_percent,
             sharpe=report.sharpe,
         )
-        b.actions.append(WriteBacktestReport(report.model_dump(mode="json", by_alias=True)))
+        b.actions.append(
+            WriteBacktestReport(report.model_dump(mode="json", by_alias=True, exclude_none=True))
+        )
         b.event(
             "Normal",
             "BacktestFinished",
