@@ -137,6 +137,9 @@ class RiskState:
     paused: bool = False
     stopping: bool = False
     halt: HaltInfo | None = None
+    # What `sync` summed last time, so a ledger that only appended trades (the in-memory
+    # one hands back the same objects) is not summed from the first trade at every fill.
+    _tally: _Tally | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def initial(cls, limits: RiskLimits, now: datetime) -> RiskState:
@@ -178,8 +181,16 @@ class RiskState:
 
     @property
     def equity(self) -> Decimal:
+        """allocation + realized + unrealized (the same sum as `unrealized_pnl`, inlined:
+        it is computed several times per tick while a position is open)."""
         with localcontext(ACCOUNTING_CONTEXT):
-            return self.allocation + self.realized_pnl + self.unrealized_pnl
+            total = self.allocation + self.realized_pnl
+            marks = self.marks
+            for key, p in self.positions.items():
+                mark = marks.get(key)
+                if mark is not None:
+                    total += p.quantity * mark - p.cost
+            return total
 
     @property
     def drawdown_percent(self) -> Decimal:
@@ -227,10 +238,29 @@ class RiskState:
         self.positions = {p.key: p for p in positions}
         self.pending = list(pending)
         with localcontext(ACCOUNTING_CONTEXT):
-            self.realized_pnl = sum((t.pnl for t in trades), ZERO)
-            self.realized_pnl_today = sum(
-                (t.pnl for t in trades if t.closed_at and utc_day(t.closed_at) == today), ZERO
-            )
+            tally = self._tally
+            n = len(trades)
+            if (
+                tally is None
+                or tally.count > n
+                or (tally.count and trades[tally.count - 1] is not tally.last)
+            ):
+                tally = _Tally()  # not an extension of what was summed: start over
+            realized = tally.realized
+            for t in trades[tally.count :]:
+                realized += t.pnl
+            if tally.day != today:
+                tally_today = sum(
+                    (t.pnl for t in trades if t.closed_at and utc_day(t.closed_at) == today), ZERO
+                )
+            else:
+                tally_today = tally.today
+                for t in trades[tally.count :]:
+                    if t.closed_at and utc_day(t.closed_at) == today:
+                        tally_today += t.pnl
+            self.realized_pnl = realized
+            self.realized_pnl_today = tally_today
+            self._tally = _Tally(n, trades[-1] if trades else None, realized, today, tally_today)
         self._update_peak()
 
     def mark(self, key: PositionKey, price: Decimal) -> bool:
@@ -241,6 +271,8 @@ class RiskState:
         """
         if price <= 0:
             raise ValueError(f"mark price must be > 0, got {price}")
+        if self.marks.get(key) is price:
+            return False  # the same mark again (stop-loss scan, then the tick)
         self.marks[key] = price
         if key not in self.positions:
             return False
@@ -262,6 +294,15 @@ class RiskState:
         """
         self.halt = None
         self.equity_peak = self.equity
+
+
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    count: int = 0
+    last: ClosedTrade | None = None
+    realized: Decimal = ZERO
+    day: date | None = None
+    today: Decimal = ZERO
 
 
 def utc_day(moment: datetime) -> date:

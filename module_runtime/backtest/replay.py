@@ -97,9 +97,10 @@ class ReplayMarket:
         """Close the next candle: move the clock to its close time. Returns that time."""
         self.index += 1
         i = self.index
-        self._close = self.series.closes[i]
-        when = datetime.fromtimestamp(self.series.times[i] + self.series.timeframe, UTC)
-        self.clock.set(when)
+        series = self.series
+        self._close = series.closes[i]
+        when = datetime.fromtimestamp(series.times[i] + series.timeframe, UTC)
+        self.clock._now = when  # increasing by construction (CandleSeries.append)
         return when
 
     def _check(self, base: str, quote: str) -> None:

@@ -193,6 +193,7 @@ class Backtest:
         await module.start()
         step, point = module.step, curve.point
         state = path.state
+        flat: Decimal | None = state.realized_pnl  # realized PnL at the last flat point
         try:
             with localcontext(ACCOUNTING_CONTEXT):
                 for i in range(len(self.candles)):
@@ -206,8 +207,12 @@ class Backtest:
                     if state.positions:
                         exposed += 1
                         point(state.equity)
+                        flat = None  # the next flat candle takes a point again
+                    elif state.realized_pnl is not flat:  # a trade closed since
+                        flat = state.realized_pnl
+                        point(allocation + flat)
                     else:
-                        point(allocation + state.realized_pnl)
+                        curve.n += 1  # flat, nothing realized: a zero return
                     self.processed = i + 1
                     if i % yield_every == 0:
                         await asyncio.sleep(0)  # let the server answer probes
