@@ -321,6 +321,11 @@ def breach(state: RiskState, limits: RiskLimits) -> tuple[HaltReason, str] | Non
                 f"realized loss today {loss_today} {limits.currency} reached the "
                 f"max daily loss {limits.max_daily_loss}",
             )
+        peak = state.equity_peak
+        if peak > 0:  # below the limit, exactly and without a division (every mark)
+            fall = peak - state.equity
+            if fall <= 0 or fall * HUNDRED < limits.max_drawdown_percent * peak:
+                return None
         drawdown = state.drawdown_percent
         if drawdown > 0 and drawdown >= limits.max_drawdown_percent:
             return (
