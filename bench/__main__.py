@@ -301,6 +301,10 @@ def main(argv: list[str]) -> None:
         print(f"\n{'memory':40} {'MiB':>12} {'x bare python':>13}")
         for name, mib, ratio in memory():
             print(f"{name:40} {mib:>12.1f} {ratio:>13.2f}")
+    if wanted in "backtest":
+        from bench import backtest  # pandas: a dev/bench dependency only
+
+        backtest.main()
     spread = statistics.pstdev([best_of(baseline, repeat=1) for _ in range(5)]) / base
     print(f"\nbaseline noise this run: {spread:.1%} (ratios are that good at best)")
 

@@ -17,15 +17,21 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from datetime import timedelta
 from typing import Any
+from pathlib import Path
 
 import prometheus_client
 
 from module_runtime import config as runtime_config
 from module_runtime import logs
+from module_runtime.backtest import termination
+from module_runtime.backtest.candles import CandleError
+from module_runtime.backtest.runner import Backtest, BacktestFailed, pair_of
+from module_runtime.backtest.sources import DATA_DIR, load_candles
 from module_runtime.chain.market import chain_market, module_venues, pool_broker, simulated_market
 from module_runtime.chain.pool_market import PoolMarket
 from module_runtime.clock import Clock, SystemClock
@@ -39,10 +45,12 @@ from module_runtime.modules.base import InvalidStrategyParams
 from module_runtime.modules.registry import module_class_for, module_name
 from module_runtime.server import serve
 from module_runtime.synthetic_market import RandomWalkMarket
+from tradeplane_operator.api.models import BacktestSpec, Mode
 
 log = logging.getLogger("tradeplane.runtime")
 
 EXIT_INVALID_CONFIG = 2
+ENV_BACKTEST_DATA_DIR = "TRADEPLANE_BACKTEST_DATA_DIR"
 
 
 def build_market(cfg: RuntimeConfig, clock: Clock) -> MarketData:
@@ -130,9 +138,55 @@ def futures_live(cfg: RuntimeConfig, clock: Clock) -> tuple[Any, MarketData]:
     assert cfg.exchange_api_key and cfg.exchange_secret  # checked by config.load
     exchange = make_exchange(cfg.exchange_api_key, cfg.exchange_secret, params.exchange_url)
     return ExchangeFuturesBroker(exchange, clock=clock), ExchangeMarket(exchange)
+async def _run_backtest(cfg: RuntimeConfig) -> int:
+    """Replay the candles to the end, serving /healthz meanwhile; the report becomes the
+    container's termination message (module_runtime.backtest.termination). Exit 0 when it
+    ran to the end, 1 when a tick failed (e.g. a look-ahead), 2 for a bad config."""
+    spec = cfg.module.spec
+    try:
+        module_class = module_class_for(spec)
+        base, _ = pair_of(module_class, spec)
+        candles = await load_candles(
+            spec.backtest or BacktestSpec(),
+            base=base,
+            strategy=spec.strategy,
+            data_dir=Path(os.environ.get(ENV_BACKTEST_DATA_DIR) or DATA_DIR),
+        )
+        backtest = Backtest(
+            spec, candles, name=cfg.name, namespace=cfg.namespace, module_class=module_class
+        )
+    except (CandleError, InvalidStrategyParams, ValueError, LookupError) as error:
+        raise ConfigError(str(error)) from None
+    runner = await serve(backtest.host, cfg.listen_address, cfg.port)
+    log.info(
+        "backtest started",
+        extra={"candles": len(candles), "source": candles.source, "mode": "backtest"},
+    )
+    task = asyncio.ensure_future(backtest.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        report = await task
+    except asyncio.CancelledError:
+        log.warning("backtest stopped before its end", extra={"candles": backtest.processed})
+        return 143
+    except BacktestFailed as error:
+        log.error(f"backtest failed: {error}")
+        return 1
+    finally:
+        await runner.cleanup()
+    path = termination.write(report)
+    log.info(
+        "backtest finished",
+        extra={"report": report.model_dump(mode="json", by_alias=True), "written_to": str(path)},
+    )
+    return 0
 
 
 async def _run(cfg: RuntimeConfig) -> int:
+    if cfg.module.spec.mode is Mode.BACKTEST:
+        return await _run_backtest(cfg)
     host = build_host(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -163,6 +163,7 @@ class InMemoryLedger:
         self._book = PositionBook()
         self._trades: list[ClosedTrade] = []
         self._events: dict[str, PositionEvent] = {}
+        self._open: dict[str, Order] = {}  # intents without a final outcome, oldest first
 
     async def record_intent(self, order: Order) -> None:
         known = self._intents.get(order.order_id)
@@ -173,6 +174,7 @@ class InMemoryLedger:
         if order.order_id in self._rejections:
             raise LedgerConflict(f"order {order.order_id} was rejected; it cannot be sent")
         self._intents[order.order_id] = order
+        self._open[order.order_id] = order
 
     async def record_outcome(self, fill: Fill) -> None:
         order = outcome_of(fill, self._intents, self._latest)
@@ -183,6 +185,8 @@ class InMemoryLedger:
             if trade is not None:
                 self._trades.append(trade)
         self._latest[fill.order_id] = fill
+        if fill.status in FINAL_STATUSES:
+            self._open.pop(fill.order_id, None)
 
     async def record_rejection(self, order: Order, reason: str) -> None:
         if order.order_id in self._intents:
@@ -190,11 +194,7 @@ class InMemoryLedger:
         self._rejections.setdefault(order.order_id, Rejection(order, reason))
 
     async def open_intents(self) -> list[Order]:
-        return [
-            order
-            for order_id, order in self._intents.items()
-            if (fill := self._latest.get(order_id)) is None or fill.status not in FINAL_STATUSES
-        ]
+        return list(self._open.values())
 
     async def closed_trades(self) -> list[ClosedTrade]:
         return list(self._trades)

@@ -220,9 +220,10 @@ class OrderPath:
     # ---- market data -----------------------------------------------------------------
 
     def mark(self, base: str, quote: str, price: Decimal) -> None:
-        """Mark a pair to market; halts on a drawdown breach."""
-        self._state.mark((base, quote), price)
-        self._check_breach()
+        """Mark a pair to market; halts on a drawdown breach (checked when the mark moved
+        equity: a breach is re-checked after every fill anyway)."""
+        if self._state.mark((base, quote), price):
+            self._check_breach()
 
     # ---- funding and liquidations ----------------------------------------------------
 

@@ -235,4 +235,6 @@ def summary_json(stats: TradeStats) -> dict[str, Any]:
         "profitFactor": decimal_str(stats.profit_factor, RATIO_PLACES),
         "maxDrawdown": decimal_str(stats.max_drawdown, MONEY_PLACES),
         "capitalInUse": decimal_str(stats.capital_in_use, MONEY_PLACES),
+        "maxDrawdownPercent": decimal_str(stats.max_drawdown_percent, RATIO_PLACES),
+        "sharpe": decimal_str(stats.sharpe, RATIO_PLACES),
     }

@@ -164,6 +164,9 @@ class RiskState:
     # The portfolio's halt (kill switch or its loss limits), set by the operator: like
     # paused, it refuses new exposure and lets reductions through.
     portfolio_halt: HaltInfo | None = None
+    # What `sync` summed last time, so a ledger that only appended trades (the in-memory
+    # one hands back the same objects) is not summed from the first trade at every fill.
+    _tally: _Tally | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def initial(cls, limits: RiskLimits, now: datetime) -> RiskState:
@@ -190,6 +193,8 @@ class RiskState:
 
     @property
     def unrealized_pnl(self) -> Decimal:
+        if not self.positions:
+            return ZERO
         with localcontext(ACCOUNTING_CONTEXT):
             return sum(
                 (p.unrealized_pnl(self.marks.get(k)) for k, p in self.positions.items()), ZERO
@@ -206,8 +211,16 @@ class RiskState:
 
     @property
     def equity(self) -> Decimal:
+        """allocation + realized + unrealized (the same sum as `unrealized_pnl`, inlined:
+        it is computed several times per tick while a position is open)."""
         with localcontext(ACCOUNTING_CONTEXT):
-            return self.allocation + self.realized_pnl + self.unrealized_pnl
+            total = self.allocation + self.realized_pnl
+            marks = self.marks
+            for key, p in self.positions.items():
+                mark = marks.get(key)
+                if mark is not None:
+                    total += p.quantity * mark - p.cost
+            return total
 
     @property
     def drawdown_percent(self) -> Decimal:
@@ -275,20 +288,57 @@ class RiskState:
         self.positions = {p.key: p for p in positions}
         self.pending = list(pending)
         with localcontext(ACCOUNTING_CONTEXT):
+            realized, realized_today = self._trades_pnl(trades, today)
             funding = [e for e in events if e.kind == "funding"]
             self.funding = sum((e.amount for e in funding), ZERO)
-            self.realized_pnl = sum((t.pnl for t in trades), ZERO) + self.funding
-            self.realized_pnl_today = sum(
-                (t.pnl for t in trades if t.closed_at and utc_day(t.closed_at) == today), ZERO
-            ) + sum((e.amount for e in funding if utc_day(e.at) == today), ZERO)
+            self.realized_pnl = realized + self.funding
+            self.realized_pnl_today = realized_today + sum(
+                (e.amount for e in funding if utc_day(e.at) == today), ZERO
+            )
         self._update_peak()
 
-    def mark(self, key: PositionKey, price: Decimal) -> None:
-        """Record the latest market price of a pair (for unrealized PnL and drawdown)."""
+    def _trades_pnl(self, trades: list[ClosedTrade], today: date) -> tuple[Decimal, Decimal]:
+        """Realized PnL of the closed trades, in all and today. Incremental: a ledger that
+        only appended trades (the in-memory one hands back the same objects) is not summed
+        from the first trade at every fill."""
+        tally = self._tally
+        n = len(trades)
+        if (
+            tally is None
+            or tally.count > n
+            or (tally.count and trades[tally.count - 1] is not tally.last)
+        ):
+            tally = _Tally()  # not an extension of what was summed: start over
+        realized = tally.realized
+        for t in trades[tally.count :]:
+            realized += t.pnl
+        if tally.day != today:
+            realized_today = sum(
+                (t.pnl for t in trades if t.closed_at and utc_day(t.closed_at) == today), ZERO
+            )
+        else:
+            realized_today = tally.today
+            for t in trades[tally.count :]:
+                if t.closed_at and utc_day(t.closed_at) == today:
+                    realized_today += t.pnl
+        self._tally = _Tally(n, trades[-1] if trades else None, realized, today, realized_today)
+        return realized, realized_today
+
+    def mark(self, key: PositionKey, price: Decimal) -> bool:
+        """Record the latest market price of a pair (for unrealized PnL and drawdown).
+
+        Returns whether equity may have moved: only a held pair's mark moves it, so an
+        unheld pair's mark (most candles of a backtest) skips the peak and breach work.
+        """
         if price <= 0:
             raise ValueError(f"mark price must be > 0, got {price}")
+        if self.marks.get(key) is price:
+            return False  # the same mark again (stop-loss scan, then the tick)
         self.marks[key] = price
+        if key not in self.positions:
+            return False
         self._update_peak()
+        return True
 
     def _update_peak(self) -> None:
         self.equity_peak = max(self.equity_peak, self.equity)
@@ -307,6 +357,15 @@ class RiskState:
         self.equity_peak = self.equity
 
 
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    count: int = 0
+    last: ClosedTrade | None = None
+    realized: Decimal = ZERO
+    day: date | None = None
+    today: Decimal = ZERO
+
+
 def utc_day(moment: datetime) -> date:
     if moment.tzinfo is None:
         raise ValueError("datetimes must be timezone-aware")
@@ -323,6 +382,11 @@ def breach(state: RiskState, limits: RiskLimits) -> tuple[HaltReason, str] | Non
                 f"realized loss today {loss_today} {limits.currency} reached the "
                 f"max daily loss {limits.max_daily_loss}",
             )
+        peak = state.equity_peak
+        if peak > 0:  # below the limit, exactly and without a division (every mark)
+            fall = peak - state.equity
+            if fall <= 0 or fall * HUNDRED < limits.max_drawdown_percent * peak:
+                return None
         drawdown = state.drawdown_percent
         if drawdown > 0 and drawdown >= limits.max_drawdown_percent:
             return (

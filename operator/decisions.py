@@ -20,15 +20,19 @@ from decimal import Decimal
 from typing import Any
 
 from . import conditions as cond
+from . import promotion
 from .api.models import (
+    BacktestReport,
     Breaker,
     BreakerState,
     Halt,
     Health,
     HealthSpec,
     MetricsSummary,
+    Mode,
     PendingRestart,
     Phase,
+    PromotionRecord,
     Resume,
     TradingModuleSpec,
     TradingModuleStatus,
@@ -60,6 +64,7 @@ class PodView:
     reason: str | None = None
     exit_code: int | None = None
     message: str | None = None  # the container's termination message
+    report: BacktestReport | None = None  # a finished backtest's report (that message)
 
     @property
     def finished(self) -> bool:
@@ -86,7 +91,18 @@ class PodView:
             reason=status.get("reason"),
             exit_code=terminated.get("exitCode"),
             message=_last_words(terminated.get("message")),
+            report=_backtest_report(terminated.get("message")),
         )
+
+
+def _backtest_report(message: str | None) -> BacktestReport | None:
+    """The report a backtest runtime wrote as its termination message, if it is one."""
+    if not message or not message.startswith('{"backtest"'):
+        return None
+    try:
+        return BacktestReport.model_validate(json.loads(message)["backtest"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _last_words(message: str | None) -> str | None:
@@ -168,7 +184,21 @@ class Event:
     message: str
 
 
-Action = CreatePod | DeletePod | RemoveAnnotation
+@dataclass(frozen=True)
+class SetMode:
+    """Patch spec.mode (a promotion a person asked for and the figures allow)."""
+
+    mode: Mode
+
+
+@dataclass(frozen=True)
+class WriteBacktestReport:
+    """Create or update the `<module>-backtest` ConfigMap with the report."""
+
+    report: dict[str, Any]
+
+
+Action = CreatePod | DeletePod | RemoveAnnotation | SetMode | WriteBacktestReport
 
 
 @dataclass(frozen=True)
@@ -268,6 +298,106 @@ def _apply_annotations(b: _Builder) -> None:
                 )
 
 
+def _promotion_condition(b: _Builder) -> promotion.Assessment:
+    found = promotion.assess(b.obs.spec, b.status, b.obs.now)
+    if found.target is None:
+        b.condition(promotion.PROMOTION_READY, False, "Live", found.shortfalls[0])
+    elif found.ready:
+        figures = found.summary if found.stable else "figures: status.metrics"
+        b.condition(
+            promotion.PROMOTION_READY,
+            True,
+            "ThresholdsMet",
+            f"{b.obs.spec.mode.value} -> {found.target.value} allowed ({figures})",
+        )
+    else:
+        b.condition(promotion.PROMOTION_READY, False, "ThresholdsNotMet", found.condition_message())
+    return found
+
+
+def _apply_promotion(b: _Builder) -> None:
+    """The PromotionReady condition, and a person's tradeplane.io/promote request."""
+    spec, status, obs = b.obs.spec, b.status, b.obs
+    if spec.mode is not Mode.PAPER:
+        status.paper_since = None
+    elif status.paper_since is None and any(
+        p.name == obs.pod_name and p.phase == "Running" and p.ready and not p.deleting
+        for p in obs.pods
+    ):
+        status.paper_since = b.now_text  # the paper run time counts from its first ready pod
+    found = _promotion_condition(b)
+    who = b.obs.annotations.get(promotion.ANNOTATION_PROMOTE)
+    if who is None:
+        return
+    by = who or "unknown"
+    b.actions.append(RemoveAnnotation(promotion.ANNOTATION_PROMOTE))
+    if not found.ready or found.target is None:
+        b.event(
+            "Warning",
+            "PromotionRefused",
+            f"promotion of {spec.mode.value} asked by {by} refused: "
+            f"{'; '.join(found.shortfalls)} ({found.summary})",
+        )
+        return
+    record = PromotionRecord(
+        from_mode=spec.mode, to_mode=found.target, by=by, at=b.now_text, figures=found.record
+    )
+    status.promotions = [*status.promotions, record][-20:]
+    if found.target is Mode.PAPER:
+        status.metrics = None  # the paper run's own figures replace the backtest's
+    b.actions.append(SetMode(found.target))
+    b.event(
+        "Normal",
+        "Promoted",
+        f"{spec.mode.value} -> {found.target.value} by {by} on {found.summary}",
+    )
+
+
+def _backtest_done(b: _Builder, pod: PodView) -> Plan:
+    """A backtest pod that exited 0 ran to its end: success, not a failure to restart."""
+    status = b.status
+    status.pending_restart = None
+    status.consecutive_failures = 0
+    status.health = Health.UNKNOWN
+    recorded = status.backtest is not None and status.backtest.pod_uid == pod.uid
+    if not recorded:
+        if pod.report is None:
+            detail = f"backtest pod {pod.name} succeeded but left no report"
+            _failure_restart(b, pod, "PodFailed", detail)
+            return b.plan(Phase.PENDING, False, "BacktestNoReport", detail + "; rerunning", 2.0)
+        report = pod.report.model_copy(update={"pod_uid": pod.uid, "finished_at": b.now_text})
+        status.backtest = report
+        status.metrics = MetricsSummary(
+            trades=report.trades,
+            win_rate=report.win_rate,
+            realized_pnl=report.realized_pnl,
+            unrealized_pnl=report.unrealized_pnl,
+            profit_factor=report.profit_factor,
+            max_drawdown=report.max_drawdown,
+            capital_in_use="0",
+            max_drawdown_percent=report.max_drawdown_percent,
+            sharpe=report.sharpe,
+        )
+        b.actions.append(
+            WriteBacktestReport(report.model_dump(mode="json", by_alias=True, exclude_none=True))
+        )
+        b.event(
+            "Normal",
+            "BacktestFinished",
+            f"backtest over {report.candles} candles ({report.data_start} to {report.data_end}): "
+            f"{report.trades} trades, realized PnL {report.realized_pnl}, profit factor "
+            f"{report.profit_factor}, max drawdown {report.max_drawdown_percent}%, "
+            f"Sharpe {report.sharpe}",
+        )
+        _promotion_condition(b)
+    assert status.backtest is not None
+    message = (
+        f"backtest finished: {status.backtest.trades} trades, realized PnL "
+        f"{status.backtest.realized_pnl} over {status.backtest.candles} candles"
+    )
+    return b.plan(Phase.SUCCEEDED, False, "BacktestSucceeded", message, None)
+
+
 def _apply_probe(b: _Builder, threshold: int) -> None:
     probe, status = b.obs.probe, b.status
     if probe is None:
@@ -322,6 +452,8 @@ def _create(b: _Builder, reason: str, *, counted: bool) -> Plan:
         b.event("Normal", "Restarting", f"creating replacement pod {obs.pod_name} ({reason})")
     else:
         b.event("Normal", "Creating", f"creating runtime pod {obs.pod_name}")
+    if obs.spec.mode is Mode.BACKTEST:
+        b.event("Normal", "BacktestStarted", f"backtest starting in pod {obs.pod_name}")
     status.pending_restart = None
     status.pod_name = obs.pod_name
     status.invalid_config_generation = None
@@ -397,6 +529,7 @@ def decide(obs: Observation) -> Plan:
     spec = obs.spec
     b = _Builder(obs)
     _apply_annotations(b)
+    _apply_promotion(b)
     pods = list(obs.pods)
     ours = next((p for p in pods if p.name == obs.pod_name), None)
     if ours is not None and not ours.deleting and ours.phase == "Running":
@@ -445,6 +578,8 @@ def decide(obs: Observation) -> Plan:
 
     if ours.finished and ours.exit_code == EXIT_INVALID_CONFIG:
         return _invalid_config(b, ours)
+    if ours.finished and ours.phase == "Succeeded" and spec.mode is Mode.BACKTEST:
+        return _backtest_done(b, ours)
 
     if ours.finished:
         detail = f"runtime pod {ours.name} {ours.phase.lower()}"

@@ -21,7 +21,7 @@ import kopf
 from pydantic import ValidationError
 
 from . import conditions as cond
-from . import decisions, metrics, portfolio_handlers, resources
+from . import decisions, metrics, portfolio_handlers, promotion, resources
 from .api import models
 from .api.models import BreakerState, Phase, TradingModuleSpec, TradingModuleStatus
 from .kube import Kube, load_config
@@ -248,6 +248,11 @@ async def _act(
             logger.info("runtime pod %s deleted (%s)", action.name, action.reason)
         elif isinstance(action, decisions.RemoveAnnotation):
             await rt.kube.remove_annotation(module.namespace, module.name, action.key)
+        elif isinstance(action, decisions.WriteBacktestReport):
+            await rt.kube.apply_config_map(resources.backtest_config_map(module, action.report))
+        elif isinstance(action, decisions.SetMode):
+            await rt.kube.patch_spec(module.namespace, module.name, {"mode": action.mode.value})
+            logger.info("spec.mode set to %s (promotion)", action.mode.value)
     for event in plan.events:
         if event.reason.startswith("Circuit"):
             metrics.BREAKER_TRANSITIONS.labels(event.reason.removeprefix("Circuit").lower()).inc()
@@ -290,7 +295,12 @@ async def reconcile(
             annotations={
                 k: v
                 for k, v in (body["metadata"].get("annotations") or {}).items()
-                if k in (decisions.ANNOTATION_RESUME, decisions.ANNOTATION_RESET_BREAKER)
+                if k
+                in (
+                    decisions.ANNOTATION_RESUME,
+                    decisions.ANNOTATION_RESET_BREAKER,
+                    promotion.ANNOTATION_PROMOTE,
+                )
             },
             dependencies=dependencies,
         )

@@ -137,6 +137,18 @@ class Kube:
             {"metadata": {"annotations": {key: None}}},
         )
 
+    async def patch_spec(self, namespace: str, name: str, spec: Manifest) -> None:
+        """A merge patch of the spec (a promotion changes spec.mode)."""
+        await self._call(
+            self._custom.patch_namespaced_custom_object,
+            models.GROUP,
+            models.VERSION,
+            namespace,
+            models.PLURAL,
+            name,
+            {"spec": spec},
+        )
+
     async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
         await self._call(
             self._custom.patch_namespaced_custom_object_status,

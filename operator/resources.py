@@ -26,9 +26,11 @@ ANNOTATION_START_HALTED = "tradeplane.io/start-halted"
 CONFIG_DIR = "/etc/tradeplane"
 CONFIG_FILE = "module.json"
 CONTAINER = "runtime"
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+BACKTEST_DATA_DIR = "/etc/tradeplane-backtest"  # spec.backtest.configMap, mounted
 
 # Spec fields that the operator acts on itself; changing them never replaces the pod.
-OPERATOR_ONLY_FIELDS = {"enabled", "health", "dependsOn", "portfolio"}
+OPERATOR_ONLY_FIELDS = {"enabled", "health", "dependsOn", "portfolio", "promotion"}
 
 _MAX_NAME = 253
 
@@ -126,6 +128,25 @@ def config_hash(
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def backtest_config_map_name(module: ModuleRef) -> str:
+    return _bounded(module.name, "backtest")
+
+
+def backtest_config_map(module: ModuleRef, report: dict[str, Any]) -> dict[str, Any]:
+    """The report as users `kubectl get cm NAME-backtest -o yaml` it; owned by the module."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": backtest_config_map_name(module),
+            "namespace": module.namespace,
+            "labels": labels(module),
+            "ownerReferences": [owner_reference(module)],
+        },
+        "data": {"report.json": json.dumps(report, indent=2, sort_keys=True)},
+    }
+
+
 def config_map(module: ModuleRef, spec: models.TradingModuleSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -178,10 +199,27 @@ def runtime_pod(
                 settings.database_secret_key,
             )
         )
-    if start_halted:
+    if start_halted and spec.mode is not models.Mode.BACKTEST:
         env.append({"name": "TRADEPLANE_START_HALTED", "value": start_halted})
     if portfolio_halt:  # a pod created while its portfolio is halted starts halted
         env.append({"name": "TRADEPLANE_PORTFOLIO_HALT", "value": portfolio_halt})
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": config_map_name(module)}}
+    ]
+    mounts: list[dict[str, Any]] = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
+    if spec.mode is models.Mode.BACKTEST:
+        # The report leaves the pod as its termination message (no API credentials).
+        env.append(
+            {"name": "TRADEPLANE_TERMINATION_MESSAGE_PATH", "value": TERMINATION_MESSAGE_PATH}
+        )
+        if spec.backtest is not None and spec.backtest.config_map:
+            env.append({"name": "TRADEPLANE_BACKTEST_DATA_DIR", "value": BACKTEST_DATA_DIR})
+            volumes.append(
+                {"name": "backtest-data", "configMap": {"name": spec.backtest.config_map}}
+            )
+            mounts.append(
+                {"name": "backtest-data", "mountPath": BACKTEST_DATA_DIR, "readOnly": True}
+            )
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": image_for(spec, settings),
@@ -190,6 +228,7 @@ def runtime_pod(
         # The runtime's last words (an invalid config names its field) become the
         # termination message, which the operator copies into status and events.
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "env": env,
         "ports": [{"name": "http", "containerPort": settings.runtime_port}],
         "readinessProbe": {
@@ -198,7 +237,7 @@ def runtime_pod(
             "timeoutSeconds": 1,
             "failureThreshold": 3,
         },
-        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        "volumeMounts": mounts,
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -242,6 +281,6 @@ def runtime_pod(
             "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
             **({"initContainers": init_containers} if init_containers else {}),
             "containers": [container],
-            "volumes": [{"name": "config", "configMap": {"name": config_map_name(module)}}],
+            "volumes": volumes,
         },
     }

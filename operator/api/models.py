@@ -233,6 +233,116 @@ class MarketDataSpec(ApiModel):
     )
 
 
+Bps = Annotated[
+    Decimal,
+    Field(ge=0, lt=10_000),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": 9999}),
+]
+# A ratio threshold that may be negative (a Sharpe ratio).
+Ratio = Annotated[
+    Decimal,
+    Field(ge=-1000, le=1000),
+    WithJsonSchema({"type": "number", "minimum": -1000, "maximum": 1000}),
+]
+Timestamp = Annotated[
+    str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")
+]
+
+
+class BacktestSource(StrEnum):
+    CSV = "csv"
+    SYNTHETIC = "synthetic"
+    EVM = "evm"
+
+
+class BacktestSpec(ApiModel):
+    """`mode: backtest`: the module's own strategy over historical candles, to the end.
+
+    `csv`: OHLCV rows (`time,open,high,low,close[,volume]`, time in RFC 3339 or epoch
+    seconds) from key `key` of ConfigMap `configMap` (mounted into the pod), or from
+    `path` inside the pod; `synthetic`: a seeded random walk of `candles` candles;
+    `evm`: one candle per block from `fromBlock` to `toBlock` (the pool's mid price).
+    """
+
+    source: BacktestSource = Field(default=BacktestSource.SYNTHETIC)
+    config_map: Name | None = Field(default=None, description="csv: ConfigMap with the file.")
+    key: str | None = Field(
+        default=None, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="csv: its key."
+    )
+    path: str | None = Field(
+        default=None, max_length=1024, pattern=r"^/", description="csv: a file in the pod."
+    )
+    start: Timestamp | None = Field(default=None, description="First candle time (UTC).")
+    end: Timestamp | None = Field(default=None, description="Candles before this time (UTC).")
+    timeframe: str = Field(
+        default="1m", pattern=r"^[1-9][0-9]{0,5}[smhd]$", description="Candle length: 1m, 1h."
+    )
+    candles: int = Field(default=1440, ge=2, le=10_000_000, description="synthetic: how many.")
+    seed: int = Field(default=1, ge=0, le=2**31 - 1)
+    start_price: Money = Field(default=Decimal("3000"), description="synthetic: first price.")
+    volatility_percent: Percent = Field(
+        default=Decimal("0.5"), description="synthetic: largest move per candle, percent."
+    )
+    rpc_url: str | None = Field(
+        default=None, max_length=512, pattern=r"^(https?|wss?)://", description="evm: node."
+    )
+    pool: str | None = Field(
+        default=None, pattern=r"^0x[0-9a-fA-F]{40}$", description="evm: the pair."
+    )
+    from_block: int | None = Field(default=None, ge=0, description="evm: first block.")
+    to_block: int | None = Field(default=None, ge=0, description="evm: last block (inclusive).")
+    fee_bps: Bps = Field(default=Decimal(30), description="Fee per fill, basis points.")
+    slippage_bps: Bps = Field(default=Decimal(10), description="Slippage per fill, basis points.")
+    starting_balance: Money | None = Field(
+        default=None, description="Defaults to capital.allocation."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.source != 'csv' || has(self.path) || "
+                    "(has(self.configMap) && has(self.key))",
+                    "message": "backtest.source csv needs configMap and key, or path",
+                    "fieldPath": ".configMap",
+                    "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "self.source != 'evm' || (has(self.rpcUrl) && has(self.fromBlock) "
+                    "&& has(self.toBlock))",
+                    "message": "backtest.source evm needs rpcUrl, fromBlock and toBlock",
+                    "fieldPath": ".rpcUrl",
+                    "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "!has(self.fromBlock) || !has(self.toBlock) || "
+                    "self.toBlock > self.fromBlock",
+                    "message": "backtest.toBlock must be greater than fromBlock",
+                    "fieldPath": ".toBlock",
+                },
+                {
+                    "rule": "!has(self.start) || !has(self.end) || self.end > self.start",
+                    "message": "backtest.end must be after start",
+                    "fieldPath": ".end",
+                },
+            ]
+        }
+    )
+
+
+class PromotionSpec(ApiModel):
+    """What a run must show before `tradeplane.io/promote` moves it on: backtest ->
+    paper on the backtest's report, paper -> live on the paper run's own metrics."""
+
+    min_trades: int = Field(default=10, ge=0, le=10_000_000)
+    min_profit_factor: Ratio = Field(default=Decimal("1"))
+    max_drawdown_percent: Percent = Field(default=Decimal("20"))
+    min_sharpe: Ratio | None = Field(default=None, description="Unset: not checked.")
+    min_paper_seconds: int = Field(
+        default=86_400, ge=0, le=31_536_000, description="Paper run time before live."
+    )
+
+
 class ResourcesSpec(ApiModel):
     """Container resources, as in a Pod (`cpu`, `memory` quantities)."""
 
@@ -283,6 +393,10 @@ class TradingModuleSpec(ApiModel):
     )
     log_level: LogLevel = Field(default=LogLevel.INFO)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    backtest: BacktestSpec | None = Field(default=None, description="mode backtest: the data.")
+    promotion: PromotionSpec | None = Field(
+        default=None, description="Thresholds for tradeplane.io/promote (defaults if unset)."
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -340,6 +454,7 @@ class Phase(StrEnum):
     RUNNING = "Running"
     DISABLED = "Disabled"
     FAILED = "Failed"
+    SUCCEEDED = "Succeeded"  # a backtest ran to its end
 
 
 class Health(StrEnum):
@@ -401,6 +516,54 @@ class MetricsSummary(ApiModel):
     profit_factor: str | None = None
     max_drawdown: str = "0"
     capital_in_use: str = "0"
+    max_drawdown_percent: str | None = None
+    sharpe: str | None = None
+
+
+class BacktestReport(ApiModel):
+    """A backtest's result, decimal strings (the runtime's termination message, the
+    `<module>-backtest` ConfigMap and `status.backtest`). See docs/backtest.md."""
+
+    trades: int
+    wins: int
+    losses: int
+    win_rate: str | None = None
+    realized_pnl: str
+    unrealized_pnl: str = "0"
+    gross_profit: str = "0"
+    gross_loss: str = "0"
+    profit_factor: str | None = None
+    max_drawdown: str = "0"
+    max_drawdown_percent: str = "0"
+    sharpe: str | None = None
+    sortino: str | None = None
+    annualization: str = ""
+    exposure_percent: str = "0"
+    exposure_seconds: int = 0
+    best_trade: str | None = None
+    worst_trade: str | None = None
+    fees: str = "0"
+    starting_balance: str
+    ending_equity: str
+    data_start: str
+    data_end: str
+    timeframe: str = ""
+    source: str = ""
+    candles: int
+    wall_seconds: str
+    halted: str | None = None
+    pod_uid: str | None = None  # the pod that ran it (set by the operator)
+    finished_at: str | None = None
+
+
+class PromotionRecord(ApiModel):
+    """One promotion: who asked (the annotation's value), when, and on which figures."""
+
+    from_mode: Mode
+    to_mode: Mode
+    by: str
+    at: str
+    figures: dict[str, str] = Field(default_factory=dict)
 
 
 class TradingModuleStatus(ApiModel):
@@ -422,6 +585,9 @@ class TradingModuleStatus(ApiModel):
     metrics: MetricsSummary | None = None
     # The generation whose runtime exited 2 (invalid config): not retried until a newer one.
     invalid_config_generation: int | None = None
+    backtest: BacktestReport | None = None
+    paper_since: str | None = Field(default=None, description="When the paper run began.")
+    promotions: list[PromotionRecord] = Field(default_factory=list, max_length=100)
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={

@@ -23,6 +23,11 @@ Rules a pod author should know (see `container_spec` for the details):
   equals a volumeMount's `mountPath` or starts with `mountPath + "/"` is rewritten
   to the materialized directory (longest mountPath wins; `subPath` is honoured).
 - Working directory: the pod dir; stdout+stderr: `<pod dir>/container.log`.
+- Termination message: the container's `terminationMessagePath` (default
+  `/dev/termination-log`) is translated like a mount, to `<pod dir>/termination-log`;
+  what the process wrote there (at most 4096 bytes) becomes
+  `state.terminated.message`, and only when it wrote nothing does
+  `FallbackToLogsOnError` use the log tail of a failed container (the kubelet's rule).
 """
 
 from tests.kubelet_standin.launcher import start_standin, stop_standin

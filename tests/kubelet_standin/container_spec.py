@@ -153,14 +153,33 @@ def materialize_volumes(refs: _Refs, pod: JSON, pod_dir: Path) -> dict[str, Path
     return dirs
 
 
-def path_translator(container: JSON, volume_dirs: dict[str, Path]) -> Callable[[str], str]:
-    """A function rewriting `mountPath[/rest]` to `<volume dir>[/subPath][/rest]`."""
+TERMINATION_LOG = "termination-log"
+
+
+def termination_message_file(pod_dir: Path) -> Path:
+    """Where the process finds the container's `terminationMessagePath` (stand-in rule:
+    the kubelet bind-mounts a file there; here the path is rewritten to this file)."""
+    return pod_dir / TERMINATION_LOG
+
+
+def path_translator(
+    container: JSON, volume_dirs: dict[str, Path], pod_dir: Path | None = None
+) -> Callable[[str], str]:
+    """A function rewriting `mountPath[/rest]` to `<volume dir>[/subPath][/rest]`, and the
+    container's `terminationMessagePath` to `<pod dir>/termination-log`."""
+    extra = []
+    if pod_dir is not None:
+        path = container.get("terminationMessagePath") or "/dev/termination-log"
+        extra.append((path, termination_message_file(pod_dir)))
     mounts = sorted(
-        (
-            (m["mountPath"].rstrip("/") or "/", volume_dirs[m["name"]] / m.get("subPath", ""))
-            for m in container.get("volumeMounts") or []
-            if m["name"] in volume_dirs
-        ),
+        [
+            *(
+                (m["mountPath"].rstrip("/") or "/", volume_dirs[m["name"]] / m.get("subPath", ""))
+                for m in container.get("volumeMounts") or []
+                if m["name"] in volume_dirs
+            ),
+            *extra,
+        ],
         key=lambda mount: len(mount[0]),
         reverse=True,
     )
@@ -178,7 +197,8 @@ def build(core: client.CoreV1Api, pod: JSON, pod_dir: Path, pod_ip: str) -> Proc
     """The argv and environment of the pod's first container; writes its volumes."""
     container = pod["spec"]["containers"][0]
     refs = _Refs(core, pod["metadata"]["namespace"])
-    translate = path_translator(container, materialize_volumes(refs, pod, pod_dir))
+    translate = path_translator(container, materialize_volumes(refs, pod, pod_dir), pod_dir)
+    termination_message_file(pod_dir).unlink(missing_ok=True)
     injected = {
         "TRADEPLANE_LISTEN_ADDRESS": pod_ip,
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),

@@ -186,6 +186,9 @@ class PodRunner(threading.Thread):
         }
         terminated = {k: v for k, v in terminated.items() if v is not None}
         code = terminated["exitCode"]
+        written = self._termination_message()
+        if written and "message" not in terminated:
+            terminated["message"] = written
         if code != 0 and "message" not in terminated and self._fallback_to_logs():
             terminated["message"] = self._log_tail()
         log.info("%s: container exited with %d (%s)", self.name, code, terminated["reason"])
@@ -205,6 +208,14 @@ class PodRunner(threading.Thread):
             self.phase = "Succeeded" if code == 0 else "Failed"
             self._report()
             self._release_ip()
+
+    def _termination_message(self) -> str:
+        """As the kubelet: what the process wrote to its terminationMessagePath, at most
+        4096 bytes."""
+        path = container_spec.termination_message_file(self.dir)
+        if not path.exists():
+            return ""
+        return path.read_bytes()[:4096].decode(errors="replace")
 
     def _fallback_to_logs(self) -> bool:
         containers = self.pod["spec"].get("containers") or [{}]

@@ -57,7 +57,8 @@ Role per namespace with watchNamespaces).
 */}}
 {{- define "tradeplane.rules.namespaced" -}}
 # kopf watches TradingModules; patch: kopf's finalizer and its progress annotations,
-# and the operator's removal of the resume/reset annotations.
+# the operator's removal of the resume/reset/promote annotations, and spec.mode when a
+# promotion is accepted (Kube.patch_spec).
 - apiGroups: [tradeplane.io]
   resources: [tradingmodules]
   verbs: [list, watch, patch]
