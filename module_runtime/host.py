@@ -182,6 +182,13 @@ class ModuleHost:
         """The operator's portfolio halt (None: lifted); idempotent."""
         self.order_path.set_portfolio_halt(reason, message)
 
+    def set_paused(self, paused: bool) -> None:
+        """spec.paused, as the operator relays it; idempotent."""
+        if paused:
+            self.module.pause()
+        else:
+            self.module.resume()
+
     def resume_halt(self) -> None:
         """Clear a risk halt: a person's decision (operator annotation)."""
         self.order_path.resume()

@@ -9,6 +9,8 @@
 - `POST /control/portfolio-halt` `{"reason": R, "message": M}` (R null lifts it): the
   operator's portfolio halt, idempotent; answers the resulting `/healthz` body. The
   endpoint trusts the pod network (restrict it to the operator with a NetworkPolicy).
+- `POST /control/pause` `{"paused": true|false}`: spec.paused applied without a restart
+  (no new exposure while paused; reductions pass), idempotent; answers `/healthz`'s body.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Observable(Protocol):
     def summary(self) -> dict[str, Any]: ...
 
     def set_portfolio_halt(self, reason: str | None, message: str = "") -> None: ...
+
+    def set_paused(self, paused: bool) -> None: ...
 
 
 def build_app(target: Observable) -> web.Application:
@@ -66,12 +70,23 @@ def build_app(target: Observable) -> web.Application:
         target.set_portfolio_halt(reason, message)
         return web.json_response(target.health())
 
+    async def pause(request: web.Request) -> web.Response:
+        try:
+            paused = (await request.json()).get("paused")
+            if not isinstance(paused, bool):
+                raise ValueError("paused must be true or false")
+        except (ValueError, AttributeError) as error:
+            return web.json_response({"error": str(error)}, status=400)
+        target.set_paused(paused)
+        return web.json_response(target.health())
+
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/status", status)
     app.router.add_post("/control/portfolio-halt", portfolio_halt)
+    app.router.add_post("/control/pause", pause)
     return app
 
 

@@ -128,8 +128,6 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure(args.log_level, json_output=args.log_format == "json")
     from . import connections, handlers  # noqa: F401  (registers the handlers with kopf)
 
-    connections.WATCHED_NAMESPACES = len(args.namespace) or 1
-
     if args.webhook_listen:
         _enable_webhook(args)
 

@@ -8,8 +8,11 @@ API server into timeouts (bench/fleet.py, P3/P4; kopf#1011). This login handler 
 as kopf would (`login_via_client`: kubeconfig or in-cluster) and hands kopf a session
 whose connector is bounded; requests beyond the bound wait for a free connection.
 
-The bound leaves room for the long-lived watch streams, which each hold a connection:
-pods and TradingModules per watched namespace (one pair cluster-wide), and the peering.
+Watch streams each hold a connection for as long as the watch lasts, and with a
+namespace pattern (`--namespace 't-*'`) their number grows with the namespaces that
+match: counted against the bound they would starve every request (the operator then
+stalls for good). So they get a pool of their own, unbounded, and the bound is for
+requests alone.
 """
 
 from __future__ import annotations
@@ -19,16 +22,40 @@ from typing import Any
 
 import aiohttp
 import kopf
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
 
-# Set by the command line before kopf starts: how many namespaces are watched (1 for -A).
-WATCHED_NAMESPACES = 1
-WATCHES_PER_NAMESPACE = 3  # pods, TradingModules, and KopfPeerings when peering
+
+def request_connections() -> int:
+    """Connections for requests: TRADEPLANE_API_CONNECTIONS, default 16."""
+    return int(os.environ.get("TRADEPLANE_API_CONNECTIONS", "16"))
 
 
-def connection_limit(namespaces: int) -> int:
-    """Connections for requests (TRADEPLANE_API_CONNECTIONS, default 16) + the watches."""
-    requests = int(os.environ.get("TRADEPLANE_API_CONNECTIONS", "16"))
-    return requests + WATCHES_PER_NAMESPACE * max(namespaces, 1)
+def is_watch(request: ClientRequest) -> bool:
+    return request.url.query.get("watch") in ("true", "1")
+
+
+class RequestBoundConnector(aiohttp.TCPConnector):
+    """A bounded pool for requests; watch streams go through an unbounded one."""
+
+    def __init__(self, *, limit: int, ssl: Any) -> None:
+        super().__init__(limit=limit, ssl=ssl)
+        self._streams = aiohttp.TCPConnector(limit=0, ssl=ssl)
+
+    async def connect(
+        self,
+        req: ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109  (aiohttp's signature)
+    ) -> Connection:
+        if is_watch(req):
+            return await self._streams.connect(req, traces, timeout)
+        return await super().connect(req, traces, timeout)
+
+    async def close(self, *, abort_ssl: bool = False) -> None:
+        await self._streams.close(abort_ssl=abort_ssl)
+        await super().close(abort_ssl=abort_ssl)
 
 
 @kopf.on.login()
@@ -37,9 +64,7 @@ async def bounded_login(**kwargs: Any) -> kopf.AiohttpSession | None:
     if info is None:
         return None
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(
-            limit=connection_limit(WATCHED_NAMESPACES), ssl=info.as_ssl_context()
-        ),
+        connector=RequestBoundConnector(limit=request_connections(), ssl=info.as_ssl_context()),
         headers=info.as_http_headers(),
         auth=info.as_aiohttp_basic_auth(),
     )

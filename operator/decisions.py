@@ -135,6 +135,7 @@ class Probe:
     halt_message: str = ""
     metrics: MetricsSummary | None = None
     portfolio_halt: str | None = None  # the runtime's portfolio halt reason, if any
+    paused: bool | None = None  # whether the runtime is paused (None: it did not say)
 
     @property
     def ok(self) -> bool:
@@ -639,3 +640,10 @@ def _invalid_config(b: _Builder, pod: PodView) -> Plan:
 
 def _breaker_open(b: _Builder) -> bool:
     return b.status.breaker is not None and b.status.breaker.state == BreakerState.OPEN
+
+
+def pause_control(paused: bool, reported: bool | None) -> bool | None:
+    """What to tell a running runtime about spec.paused: nothing when it last reported
+    the same, or has not reported yet (a new pod starts with its config's value and the
+    first probe of a running pod comes at once); else the spec's value."""
+    return None if reported is None or reported == paused else paused

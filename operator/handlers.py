@@ -25,7 +25,7 @@ from . import decisions, metrics, portfolio_handlers, promotion, resources
 from .api import models
 from .api.models import BreakerState, Phase, TradingModuleSpec, TradingModuleStatus
 from .kube import Kube, load_config
-from .probe import probe_runtime
+from .probe import post_control, probe_runtime
 from .resources import LABEL_MANAGED_BY, LABEL_MODULE_UID, MANAGED_BY, ModuleRef
 from .settings import OperatorSettings
 
@@ -145,6 +145,7 @@ class ModuleLoop:
 
     next_probe: float = 0.0
     last_write: float = float("-inf")
+    paused: tuple[str, bool] | None = None  # (pod uid, paused) as that runtime last said
     status: TradingModuleStatus | None = None
     written: dict[str, Any] | None = None
 
@@ -309,6 +310,7 @@ async def reconcile(
         await portfolio_handlers.after_decide(
             rt, module, spec, pods, pod_name, probe, plan, portfolio_halt, logger
         )
+        await _relay_pause(rt, spec, pods, pod_name, probe, loop, logger)
         await _act(rt, body, module, spec, plan, logger, portfolio_halt)
         await _write_status(rt, module, current, plan.status, loop)
     state = plan.status
@@ -329,6 +331,36 @@ async def reconcile(
     ):
         delays.append(max(loop.next_probe - time.monotonic(), 0.05))
     return min(delays) if delays else None
+
+
+async def _relay_pause(
+    rt: Runtime,
+    spec: TradingModuleSpec,
+    pods: list[decisions.PodView],
+    pod_name: str,
+    probe: decisions.Probe | None,
+    loop: ModuleLoop,
+    logger: kopf.Logger,
+) -> None:
+    """spec.paused reaches a running runtime without a restart (it is not in the config
+    hash): told over /control/pause until its /healthz agrees."""
+    pod = next((p for p in pods if p.name == pod_name and not p.deleting), None)
+    if pod is None or pod.phase != "Running" or not pod.ip:
+        loop.paused = None
+        return
+    if probe is not None and probe.ok and probe.paused is not None:
+        loop.paused = (pod.uid, probe.paused)
+    reported = loop.paused[1] if loop.paused and loop.paused[0] == pod.uid else None
+    wanted = decisions.pause_control(spec.paused, reported)
+    if wanted is None:
+        return
+    url = f"http://{pod.ip}:{rt.settings.runtime_port}/control/pause"
+    answer = await post_control(rt.session, url, {"paused": wanted}, spec.health.timeout_seconds)
+    if answer is None or not isinstance(answer.get("paused"), bool):
+        logger.warning("runtime %s did not take paused=%s; retrying", pod.name, wanted)
+        return
+    loop.paused = (pod.uid, bool(answer["paused"]))
+    logger.info("runtime %s %s", pod.name, "paused" if loop.paused[1] else "resumed")
 
 
 async def _sleep(waker: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:

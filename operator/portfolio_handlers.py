@@ -29,6 +29,7 @@ from .api import portfolio as papi
 from .api.models import MetricsSummary, TradingModuleSpec
 from .custom_objects import CustomObjects
 from .kube import load_config
+from .probe import post_control
 from .resources import ModuleRef
 
 log = logging.getLogger(__name__)
@@ -223,19 +224,11 @@ async def _control(
 ) -> str | bool | None:
     """POST the halt; the runtime's resulting halt reason, or False if it did not answer."""
     message = f"portfolio halted: {reason}" if reason else ""
-    try:
-        async with session.post(
-            url,
-            json={"reason": reason, "message": message},
-            timeout=aiohttp.ClientTimeout(total=limit),
-        ) as answer:
-            if answer.status != 200:
-                return False
-            body = await answer.json()
-    except (TimeoutError, aiohttp.ClientError, ValueError):
+    body = await post_control(session, url, {"reason": reason, "message": message}, limit)
+    if body is None:
         return False
-    halt = body.get("portfolioHalt") or {}
-    return str(halt["reason"]) if halt.get("reason") else None
+    halt = body.get("portfolioHalt")
+    return str(halt["reason"]) if isinstance(halt, dict) and halt.get("reason") else None
 
 
 async def after_decide(

@@ -39,6 +39,23 @@ async def probe_runtime(
     return parse_health(text, at)
 
 
+async def post_control(
+    session: aiohttp.ClientSession, url: str, body: dict[str, object], limit: float
+) -> dict[str, object] | None:
+    """POST to one of the runtime's /control endpoints; its /healthz body, or None when
+    it did not answer 200 with JSON (the caller says it again on its next pass)."""
+    try:
+        async with session.post(
+            url, json=body, timeout=aiohttp.ClientTimeout(total=limit)
+        ) as answer:
+            if answer.status != 200:
+                return None
+            result = await answer.json()
+    except (TimeoutError, aiohttp.ClientError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
 _SUMMARY_KEYS = {f.alias or n for n, f in MetricsSummary.model_fields.items()}
 
 
@@ -58,6 +75,7 @@ def parse_health(text: str, at: datetime) -> Probe:
         summary = _summary(metrics) if metrics is not None else None
         halt = body.get("halt") or {}
         portfolio_halt = (body.get("portfolioHalt") or {}).get("reason")
+        paused = body.get("paused")
     except (ValueError, KeyError, TypeError, ValidationError):
         return Probe(cause="bad_body", at=at)
     return Probe(
@@ -67,4 +85,5 @@ def parse_health(text: str, at: datetime) -> Probe:
         halt_message=str(halt.get("message") or "") if status == "halted" else "",
         metrics=summary,
         portfolio_halt=str(portfolio_halt) if portfolio_halt else None,
+        paused=paused if isinstance(paused, bool) else None,
     )

@@ -31,6 +31,9 @@ BACKTEST_DATA_DIR = "/etc/tradeplane-backtest"  # spec.backtest.configMap, mount
 
 # Spec fields that the operator acts on itself; changing them never replaces the pod.
 OPERATOR_ONLY_FIELDS = {"enabled", "health", "dependsOn", "portfolio", "promotion"}
+# Spec fields the runtime takes while it runs (POST /control/...): in its config, so a new
+# pod starts with them, but not in the config hash, so changing them replaces no pod.
+LIVE_FIELDS = {"paused"}
 
 _MAX_NAME = 253
 
@@ -118,8 +121,10 @@ def config_hash(
 ) -> str:
     """Everything that, when it changes, needs a new pod. A recorded risk halt is not
     part of it: a pod that halts must not be replaced for having halted."""
+    config = runtime_config(module, spec)
+    config["spec"] = {k: v for k, v in config["spec"].items() if k not in LIVE_FIELDS}
     material = {
-        "config": runtime_config(module, spec),
+        "config": config,
         "image": image_for(spec, settings),
         "resources": spec.resources.model_dump(mode="json"),
         "database": settings.database_secret_name,

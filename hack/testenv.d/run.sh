@@ -149,7 +149,16 @@ spawn() { # DIR NAME ARGS...
   } >> "$dir/$name.log"
   GOMAXPROCS="${TESTENV_GOMAXPROCS:-2}" setsid "$BIN_DIR/$name" "$@" \
     < /dev/null >> "$dir/$name.log" 2>&1 8>&- 9>&- &
-  echo $! > "$dir/$name.pid"
+  local pid=$!
+  echo "$pid" > "$dir/$name.pid"
+  # Until the forked shell has exec'd the binary, its command line is still ours and
+  # live_pid would call the component dead: wait for the exec (or the exit).
+  local i
+  for (( i = 0; i < 100; i++ )); do
+    live_pid "$dir" "$name" >/dev/null && return 0
+    [[ -e "/proc/$pid" ]] || return 0
+    sleep 0.05
+  done
 }
 
 # Poll CHECK (a command) until it succeeds; fail early when COMPONENT died.

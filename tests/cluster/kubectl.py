@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,14 @@ def status(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
 
 def runtime_pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
     return kubectl.pods(namespace, RUNTIME_PODS)
+
+
+def runtime_health(pod: dict[str, Any]) -> dict[str, Any]:
+    """What the runtime in `pod` says on /healthz (the port the operator probes)."""
+    url = f"http://{pod['status']['podIP']}:8080/healthz"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        body: dict[str, Any] = json.load(answer)
+        return body
 
 
 def events(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, Any]]:

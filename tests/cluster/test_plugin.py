@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.kubectl import Kubectl, eventually, module, status
+from tests.cluster.kubectl import (
+    Kubectl,
+    eventually,
+    module,
+    runtime_health,
+    runtime_pods,
+    status,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -116,13 +123,20 @@ def test_every_command_through_kubectl_trading(
     everywhere = trading("status", "-A").stdout
     assert "NAMESPACE" in everywhere and namespace in everywhere
 
-    # pause / resume: spec.paused, and who asked.
+    # pause / resume: spec.paused, and who asked; the running runtime takes it, no restart.
+    (first,) = runtime_pods(kubectl, namespace)
+    first_uid = first["metadata"]["uid"]
     assert "paused" in trading("pause", "a").stdout
     doc = module(kubectl, namespace, "a")
     assert doc["spec"]["paused"] is True
     assert doc["metadata"]["annotations"]["tradeplane.io/changed-by"] == me
+    eventually(lambda: runtime_health(first)["paused"], timeout=30, what="the runtime pauses")
     trading("resume", "a")
     assert module(kubectl, namespace, "a")["spec"]["paused"] is False
+    eventually(
+        lambda: runtime_health(first)["paused"] is False, timeout=30, what="the runtime resumes"
+    )
+    assert [p["metadata"]["uid"] for p in runtime_pods(kubectl, namespace)] == [first_uid]
 
     # allocate: refused by admission over budget, with its message; allowed within.
     refused = trading("allocate", "a", "12000.5", check=False)
@@ -207,8 +221,19 @@ def test_every_command_through_kubectl_trading(
 
     # logs: kubectl logs of the module's runtime container, through the API server. The
     # kubelet stand-in serves no log endpoint, so the API server's answer names what
-    # was asked for (on a real cluster this prints the log).
-    pod = status(kubectl, namespace, "a")["podName"]
+    # was asked for (on a real cluster this prints the log). The new allocation replaced
+    # the pod (a spec change): ask once its successor runs.
+    def replaced() -> str | None:
+        pods = runtime_pods(kubectl, namespace)
+        fresh = [
+            p
+            for p in pods
+            if p["metadata"]["uid"] != first_uid and p["status"].get("phase") == "Running"
+        ]
+        running = status(kubectl, namespace, "a").get("phase") == "Running"
+        return fresh[0]["metadata"]["name"] if running and len(pods) == len(fresh) == 1 else None
+
+    pod = eventually(replaced, timeout=90, what="module a runs its replacement pod")
     logs = trading("logs", "a", "--tail", "5", check=False)
     if logs.returncode == 0:
         assert logs.stdout

@@ -15,6 +15,7 @@ from module_runtime.market_data import PriceSeries
 from module_runtime.positions import Position
 from module_runtime.risk import HaltInfo, RejectReason, RiskState, check
 from module_runtime.server import build_app
+from tradeplane_operator.probe import parse_health
 
 from .conftest import T0, buy, make_limits, make_spec, sell
 
@@ -69,3 +70,29 @@ async def test_control_endpoint_halts_and_lifts_idempotently(clock: ManualClock)
     finally:
         await runner.cleanup()
     assert h.order_path.state.portfolio_halt is None
+
+
+async def test_pause_endpoint_pauses_and_resumes_without_a_restart(clock: ManualClock) -> None:
+    h = host(clock)
+    runner = web.AppRunner(build_app(h))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/control/pause"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(2):
+                async with session.post(url, json={"paused": True}) as answer:
+                    assert answer.status == 200 and (await answer.json())["paused"] is True
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as answer:
+                # What the operator reads from the probe, as its probe reads it.
+                assert parse_health(await answer.text(), T0).paused is True
+            assert h.order_path.paused and not h.module.can_open
+            async with session.post(url, json={"paused": False}) as answer:
+                assert (await answer.json())["paused"] is False
+            async with session.post(url, json={"paused": "yes"}) as answer:
+                assert answer.status == 400
+    finally:
+        await runner.cleanup()
+    assert not h.order_path.paused and h.module.can_open

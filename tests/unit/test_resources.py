@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tradeplane_operator import resources
+from tradeplane_operator import decisions, resources
 from tradeplane_operator.api.models import TradingModuleSpec
 from tradeplane_operator.resources import ModuleRef
 from tradeplane_operator.settings import OperatorSettings
@@ -61,6 +61,21 @@ def test_hash_ignores_operator_only_fields() -> None:
     assert resources.config_hash(MODULE, health, SETTINGS) == base
     risk = live_spec(risk={"maxPositionSize": "90", "maxDailyLoss": "50"})
     assert resources.config_hash(MODULE, risk, SETTINGS) != base
+
+
+def test_pause_replaces_no_pod_but_a_new_pod_starts_paused() -> None:
+    paused = live_spec(paused=True)
+    assert resources.config_hash(MODULE, paused, SETTINGS) == resources.config_hash(
+        MODULE, live_spec(), SETTINGS
+    )
+    assert resources.runtime_config(MODULE, paused)["spec"]["paused"] is True
+
+
+def test_pause_is_relayed_only_when_the_runtime_disagrees() -> None:
+    assert decisions.pause_control(True, False) is True
+    assert decisions.pause_control(False, True) is False
+    assert decisions.pause_control(True, True) is None
+    assert decisions.pause_control(True, None) is None  # not heard yet: its config says
 
 
 def test_long_names_stay_within_limits() -> None:
