@@ -21,8 +21,8 @@ import os
 import signal
 import sys
 from datetime import timedelta
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import prometheus_client
 
@@ -138,6 +138,8 @@ def futures_live(cfg: RuntimeConfig, clock: Clock) -> tuple[Any, MarketData]:
     assert cfg.exchange_api_key and cfg.exchange_secret  # checked by config.load
     exchange = make_exchange(cfg.exchange_api_key, cfg.exchange_secret, params.exchange_url)
     return ExchangeFuturesBroker(exchange, clock=clock), ExchangeMarket(exchange)
+
+
 async def _run_backtest(cfg: RuntimeConfig) -> int:
     """Replay the candles to the end, serving /healthz meanwhile; the report becomes the
     container's termination message (module_runtime.backtest.termination). Exit 0 when it
