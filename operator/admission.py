@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 ALLOCATION_FIELD = "spec.capital.allocation"
 
@@ -41,6 +42,12 @@ class PortfolioView:
     name: str
     budget: Decimal
     currency: str
+
+
+def draws_capital(spec: Mapping[str, Any]) -> bool:
+    """Whether a module's allocation and PnL count in its portfolio: not a backtest's,
+    which moves no money (it replays candles from its own starting balance)."""
+    return spec.get("mode") != "backtest"
 
 
 def fmt(amount: Decimal) -> str:

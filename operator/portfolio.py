@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from . import conditions as cond
-from .admission import fmt
+from .admission import draws_capital, fmt
 from .api.models import Condition
 from .api.portfolio import (
     HALT_KILL_SWITCH,
@@ -69,11 +69,15 @@ class Member:
         meta = body.get("metadata") or {}
         spec = body.get("spec") or {}
         status = body.get("status") or {}
-        metrics = status.get("metrics") or {}
+        metrics = (status.get("metrics") or {}) if draws_capital(spec) else {}
         return cls(
             name=meta.get("name", ""),
             uid=meta.get("uid", ""),
-            allocation=decimal((spec.get("capital") or {}).get("allocation")),
+            allocation=(
+                decimal((spec.get("capital") or {}).get("allocation"))
+                if draws_capital(spec)
+                else ZERO
+            ),
             phase=status.get("phase"),
             realized_pnl=decimal(metrics.get("realizedPnl")),
             unrealized_pnl=decimal(metrics.get("unrealizedPnl")),

@@ -35,7 +35,7 @@ from typing import Any
 import kopf
 
 from . import admission
-from .admission import ModuleFacts, Pending, PortfolioView, Verdict
+from .admission import ModuleFacts, Pending, PortfolioView, Verdict, draws_capital
 from .api import models
 from .api import portfolio as papi
 from .custom_objects import CustomObjects
@@ -191,7 +191,7 @@ def module_facts(spec: Mapping[str, Any]) -> ModuleFacts:
     capital = spec.get("capital") or {}
     return ModuleFacts(
         portfolio=spec.get("portfolio") or None,
-        allocation=decimal(capital.get("allocation")),
+        allocation=decimal(capital.get("allocation")) if draws_capital(spec) else Decimal(0),
         depends_on=tuple(spec.get("dependsOn") or ()),
     )
 

@@ -16,6 +16,7 @@ from tradeplane_operator.portfolio import (
     desired_halt,
     runtime_control,
 )
+from tradeplane_operator.webhook import module_facts
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 D = Decimal
@@ -144,3 +145,19 @@ def test_runtime_control_only_when_the_runtime_disagrees_or_is_unknown() -> None
     unknown = runtime_control("KillSwitch", None, known=False)
     assert unknown is not None and unknown.reason == "KillSwitch"
     assert runtime_control(None, None, known=False) is None
+
+
+def test_a_backtest_member_draws_no_budget_and_its_losses_do_not_count() -> None:
+    def body(mode: str) -> dict[str, object]:
+        return {
+            "metadata": {"name": "m", "uid": "u"},
+            "spec": {"mode": mode, "capital": {"allocation": "5000"}, "portfolio": "fleet"},
+            "status": {"phase": "Succeeded", "metrics": {"realizedPnl": "-900"}},
+        }
+
+    paper, backtest = Member.from_body(body("paper")), Member.from_body(body("backtest"))
+    assert (paper.allocation, paper.realized_pnl) == (Decimal(5000), Decimal(-900))
+    assert (backtest.allocation, backtest.realized_pnl) == (Decimal(0), Decimal(0))
+    facts = module_facts(body("backtest")["spec"])  # type: ignore[arg-type]
+    assert facts.allocation == 0 and facts.portfolio == "fleet"
+    assert module_facts(body("live")["spec"]).allocation == Decimal(5000)  # type: ignore[arg-type]
