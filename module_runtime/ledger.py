@@ -221,6 +221,15 @@ class InMemoryLedger:
     def outcome(self, order_id: str) -> Fill | None:
         return self._latest.get(order_id)
 
+    def fills(self) -> list[Fill]:
+        """The filled outcomes, in the order their intents were recorded."""
+        return [
+            fill
+            for order_id in self._intents
+            if (fill := self._latest.get(order_id)) is not None
+            and fill.status is OrderStatus.FILLED
+        ]
+
     def rejections(self) -> list[Rejection]:
         return list(self._rejections.values())
 

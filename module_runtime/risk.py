@@ -211,14 +211,18 @@ class RiskState:
 
     @property
     def equity(self) -> Decimal:
-        """allocation + realized + unrealized (the same sum as `unrealized_pnl`, inlined:
-        it is computed several times per tick while a position is open)."""
+        """allocation + realized + unrealized (the same sum as `unrealized_pnl`, inlined
+        for spot: it is computed several times per tick while a position is open)."""
         with localcontext(ACCOUNTING_CONTEXT):
             total = self.allocation + self.realized_pnl
             marks = self.marks
             for key, p in self.positions.items():
                 mark = marks.get(key)
-                if mark is not None:
+                if mark is None:
+                    continue
+                if p.is_perp:  # direction and entry fees: Position.unrealized_pnl
+                    total += p.unrealized_pnl(mark)
+                else:
                     total += p.quantity * mark - p.cost
             return total
 

@@ -6,7 +6,11 @@
 
 The module is built by `ModuleHost` exactly as in paper mode; only the clock
 (`ReplayClock`), the market data (`ReplayMarket`) and the broker's fee and slippage
-(`spec.backtest`) differ. The runner drives `module.step()` itself instead of the timed
+(`spec.backtest`) differ. A module with a paper broker of its own keeps it: perpetual
+futures (`futures_trading`) fill at the candle's mark with the strategy's taker fee and
+slippage, pay or receive funding at every funding time the candles cross, and are
+liquidated when a mark crosses the liquidation price; the report adds funding and
+liquidations. The runner drives `module.step()` itself instead of the timed
 `module.run()` loop: there is nothing to wait for, so it runs as fast as the data allows.
 A tick that raises (a look-ahead, a bug) fails the whole backtest: a result computed over
 skipped candles would be a lie.
@@ -37,7 +41,7 @@ from module_runtime.backtest.replay import ReplayClock, ReplayMarket
 from module_runtime.host import ModuleHost
 from module_runtime.modules.base import BaseModule
 from module_runtime.modules.registry import module_class_for
-from module_runtime.paper_broker import PaperBroker
+from module_runtime.ledger import InMemoryLedger
 from module_runtime.positions import ACCOUNTING_CONTEXT
 from module_runtime.trade_stats import decimal_str
 from tradeplane_operator.api.models import (
@@ -229,8 +233,11 @@ class Backtest:
         n = len(candles)
         periods = Decimal(YEAR_SECONDS) / Decimal(candles.timeframe)
         fees = ZERO
-        if isinstance(self.host.broker, PaperBroker):
-            fees = sum((f.fee for f in self.host.broker.fills), ZERO)
+        ledger = self.host.ledger
+        if isinstance(ledger, InMemoryLedger):  # whichever broker filled (spot, perpetual)
+            fees = sum((f.fee for f in ledger.fills()), ZERO)
+        events = await ledger.events()
+        liquidations = sum(1 for e in events if e.kind == "liquidation")
         with localcontext(ACCOUNTING_CONTEXT):
             pnls = [t.pnl for t in trades]
             ending = path.state.equity
@@ -260,6 +267,8 @@ class Backtest:
             best_trade=_money(max(pnls)) if pnls else None,
             worst_trade=_money(min(pnls)) if pnls else None,
             fees=_money(fees) or "0",
+            funding=_money(path.state.funding) or "0",
+            liquidations=liquidations,
             starting_balance=_money(path.limits.allocation) or "0",
             ending_equity=_money(ending) or "0",
             data_start=iso(candles.times[0]),

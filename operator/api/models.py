@@ -543,6 +543,8 @@ class BacktestReport(ApiModel):
     best_trade: str | None = None
     worst_trade: str | None = None
     fees: str = "0"
+    funding: str = "0"  # perpetuals: funding received (negative: paid), in realized PnL
+    liquidations: int = 0
     starting_balance: str
     ending_equity: str
     data_start: str
