@@ -127,18 +127,13 @@ class Kube:
     # -- the TradingModule's status ---------------------------------------------------
 
     async def remove_annotation(self, namespace: str, name: str, key: str) -> None:
-        await self._call(
-            self._custom.patch_namespaced_custom_object,
-            models.GROUP,
-            models.VERSION,
-            namespace,
-            models.PLURAL,
-            name,
-            {"metadata": {"annotations": {key: None}}},
-        )
+        await self._patch_module(namespace, name, {"metadata": {"annotations": {key: None}}})
 
     async def patch_spec(self, namespace: str, name: str, spec: Manifest) -> None:
         """A merge patch of the spec (a promotion changes spec.mode)."""
+        await self._patch_module(namespace, name, {"spec": spec})
+
+    async def _patch_module(self, namespace: str, name: str, patch: Manifest) -> None:
         await self._call(
             self._custom.patch_namespaced_custom_object,
             models.GROUP,
@@ -146,7 +141,7 @@ class Kube:
             namespace,
             models.PLURAL,
             name,
-            {"spec": spec},
+            patch,
         )
 
     async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:

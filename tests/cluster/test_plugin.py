@@ -17,6 +17,7 @@ import yaml
 
 from tests.cluster.kubectl import (
     Kubectl,
+    events,
     eventually,
     module,
     runtime_health,
@@ -186,9 +187,24 @@ def test_every_command_through_kubectl_trading(
         what="the operator handled the annotations",
     )
 
-    # promote: the annotation, with who.
+    # promote: the annotation, with who; the operator takes it and, a paper run with no
+    # wallet and no figures yet, refuses it in an Event naming who asked.
     trading("promote", "a")
-    assert annotations(kubectl, namespace, "tm", "a")["tradeplane.io/promote"] == me
+    refusal = eventually(
+        lambda: next(
+            (
+                e["message"]
+                for e in events(kubectl, namespace, "a")
+                if e["reason"] == "PromotionRefused"
+            ),
+            None,
+        ),
+        timeout=30,
+        what="the promotion refused in an Event",
+    )
+    assert f"asked by {me} refused" in refusal, refusal
+    assert "tradeplane.io/promote" not in annotations(kubectl, namespace, "tm", "a")
+    assert module(kubectl, namespace, "a")["spec"]["mode"] == "paper"
 
     # --as: recorded as that user, and kubectl acts as them (RBAC applies).
     role = {
