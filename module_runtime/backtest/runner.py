@@ -39,9 +39,9 @@ from typing import Any
 from module_runtime.backtest.candles import CandleSeries, iso
 from module_runtime.backtest.replay import ReplayClock, ReplayMarket
 from module_runtime.host import ModuleHost
+from module_runtime.ledger import InMemoryLedger
 from module_runtime.modules.base import BaseModule
 from module_runtime.modules.registry import module_class_for
-from module_runtime.ledger import InMemoryLedger
 from module_runtime.positions import ACCOUNTING_CONTEXT
 from module_runtime.trade_stats import decimal_str
 from tradeplane_operator.api.models import (
