@@ -526,29 +526,7 @@ def _check_opening(
             f"exposure {state.exposure + notional} would exceed max leverage "
             f"{limits.max_leverage} x equity {equity}",
         )
-    remaining = limits.max_daily_loss + state.realized_pnl_today
-    if remaining <= 0:
-        return reject(
-            RejectReason.DAILY_LOSS_LIMIT,
-            f"daily loss budget used up (realized today {state.realized_pnl_today}, "
-            f"max daily loss {limits.max_daily_loss})",
-        )
-    worst_case = (
-        notional * limits.stop_loss_percent / HUNDRED if limits.stop_loss_percent > 0 else notional
-    )
-    if worst_case > remaining:
-        return reject(
-            RejectReason.DAILY_LOSS_LIMIT,
-            f"loss at the stop ({worst_case}) exceeds the remaining daily loss budget {remaining}",
-        )
-    drawdown = state.drawdown_percent
-    if drawdown > 0 and drawdown >= limits.max_drawdown_percent:
-        return reject(
-            RejectReason.MAX_DRAWDOWN,
-            f"drawdown {drawdown.quantize(Decimal('0.01'))}% has reached the max "
-            f"{limits.max_drawdown_percent}%",
-        )
-    return RiskDecision.accept()
+    return _loss_limits(state, limits, notional, unstopped=notional)
 
 
 def _check_perp(
@@ -645,6 +623,16 @@ def _check_perp(
                 f"{limits.stop_loss_percent}% stop loss of entry {entry} (stop at "
                 f"{stop.quantize(Decimal('0.01'))}): lower the leverage",
             )
+    return _loss_limits(state, limits, notional, unstopped=margin)
+
+
+def _loss_limits(
+    state: RiskState, limits: RiskLimits, notional: Decimal, *, unstopped: Decimal
+) -> RiskDecision:
+    """The daily loss budget and the drawdown, last for spot and perpetuals alike. What
+    the order could lose is its loss at the stop, or `unstopped` without a stop loss (a
+    spot order's notional, a perpetual's margin)."""
+    reject = RiskDecision.reject
     remaining = limits.max_daily_loss + state.realized_pnl_today
     if remaining <= 0:
         return reject(
@@ -653,7 +641,7 @@ def _check_perp(
             f"max daily loss {limits.max_daily_loss})",
         )
     worst_case = (
-        notional * limits.stop_loss_percent / HUNDRED if limits.stop_loss_percent > 0 else margin
+        notional * limits.stop_loss_percent / HUNDRED if limits.stop_loss_percent > 0 else unstopped
     )
     if worst_case > remaining:
         return reject(
