@@ -51,6 +51,7 @@ Multiplier = Annotated[
     Decimal, Field(ge=1, le=10), WithJsonSchema({"type": "number", "minimum": 1, "maximum": 10})
 ]
 
+Currency = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9]+$")]
 Name = Annotated[
     str,
     Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
@@ -99,12 +100,8 @@ class CapitalSpec(ApiModel):
     """How much capital this module may use, in `currency` units."""
 
     allocation: Money = Field(description="Capital allocated to the module (decimal string).")
-    currency: str = Field(
-        default="USDC",
-        min_length=1,
-        max_length=16,
-        pattern=r"^[A-Za-z0-9]+$",
-        description="Unit of account for allocation, limits and PnL.",
+    currency: Currency = Field(
+        default="USDC", description="Unit of account for allocation, limits and PnL."
     )
 
     model_config = ConfigDict(

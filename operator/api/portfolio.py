@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from .models import ApiModel, Condition, Money, Percent
+from .models import ApiModel, Condition, Currency, Money, Percent
 
 KIND = "TradingPortfolio"
 PLURAL = "tradingportfolios"
@@ -27,11 +27,8 @@ HALT_MAX_DRAWDOWN = "MaxDrawdown"
 
 class TradingPortfolioSpec(ApiModel):
     budget: Money = Field(description="Capital the members may allocate in total.")
-    currency: str = Field(
+    currency: Currency = Field(
         default="USDC",
-        min_length=1,
-        max_length=16,
-        pattern=r"^[A-Za-z0-9]+$",
         description="Unit of the budget; members must allocate in the same currency.",
     )
     max_daily_loss: Money | None = Field(
