@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.backtest_case import CLOSES, band_spec, by_hand, candle_file, shown
 from tests.cluster.census import PodCensus
 from tests.cluster.kubectl import Kubectl, events, eventually, module, runtime_pods, status
-from tests.runtime.test_backtest import CLOSES, by_hand, candle_file, shown
 
 pytestmark = pytest.mark.cluster
 
@@ -28,25 +28,8 @@ def manifest(promotion: dict[str, Any]) -> str:
         "apiVersion": "tradeplane.io/v1alpha1",
         "kind": "TradingModule",
         "metadata": {"name": NAME},
-        "spec": {
-            "type": "dex_trading",
-            "mode": "backtest",
-            "capital": {"allocation": "1000"},
-            "risk": {
-                "maxPositionSize": "500",
-                "maxDailyLoss": "500",
-                "maxDrawdownPercent": 50,
-                "stopLossPercent": 0,
-            },
-            "strategy": {
-                "base": "WETH",
-                "quote": "USDC",
-                "orderSize": "100",
-                "emaPeriod": 2,
-                "bandPercent": 1,
-                "tickSeconds": 1,
-            },
-            "backtest": {
+        "spec": band_spec(
+            {
                 "source": "csv",
                 "configMap": "candles",
                 "key": "weth-usdc-1m.csv",
@@ -54,10 +37,11 @@ def manifest(promotion: dict[str, Any]) -> str:
                 "feeBps": 30,
                 "slippageBps": 10,
             },
-            "promotion": promotion,
-            "health": {"intervalSeconds": 2, "timeoutSeconds": 1},
-        },
+            promotion=promotion,
+            health={"intervalSeconds": 2, "timeoutSeconds": 1},
+        ),
     }
+    doc["spec"]["strategy"]["tickSeconds"] = 1  # once promoted to paper: trade at once
     return yaml.safe_dump(doc)
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.runtime.test_backtest import candle_file
+from tests.backtest_case import band_spec, candle_file
 from tradeplane_operator.api.models import BacktestReport
 
 SCRIPT = Path(sys.executable).parent / "tradeplane-runtime"
@@ -22,20 +22,7 @@ def run(tmp_path: Path, candles: str, port: int) -> tuple[subprocess.CompletedPr
     (data / "candles.csv").write_text(candles)
     config: dict[str, Any] = {
         "metadata": {"name": "bt", "namespace": "ns"},
-        "spec": {
-            "type": "dex_trading",
-            "mode": "backtest",
-            "capital": {"allocation": "1000"},
-            "risk": {"maxPositionSize": "500", "maxDailyLoss": "500", "stopLossPercent": 0},
-            "strategy": {
-                "base": "WETH",
-                "quote": "USDC",
-                "orderSize": "100",
-                "emaPeriod": 2,
-                "bandPercent": 1,
-            },
-            "backtest": {"source": "csv", "configMap": "candles", "key": "candles.csv"},
-        },
+        "spec": band_spec({"source": "csv", "configMap": "candles", "key": "candles.csv"}),
     }
     (tmp_path / "module.json").write_text(json.dumps(config))
     message = tmp_path / "termination-log"
