@@ -14,6 +14,7 @@ import yaml
 
 from tests.cluster.kubectl import Kubectl, eventually, runtime_pods, status
 from tests.solana.conftest import Market, market, solana_url
+from tests.solana.demo_pool import pool_module
 
 pytestmark = pytest.mark.cluster
 __all__ = ["market", "solana_url"]  # fixtures used here
@@ -24,30 +25,16 @@ SAMPLE = ROOT / "config" / "samples" / "solana_strategies.yaml"
 
 def on_pool(market: Market) -> str:
     c = market.config
-    doc: dict[str, Any] = {
-        "apiVersion": "tradeplane.io/v1alpha1",
-        "kind": "TradingModule",
-        "metadata": {"name": "sol-pool"},
-        "spec": {
-            "type": "solana_strategies",
-            "mode": "paper",
-            "capital": {"allocation": "5000"},
-            "risk": {"maxPositionSize": "1000", "maxDailyLoss": "250"},
-            "strategy": {
-                "base": "SOL",
-                "quote": "USDC",
-                "orderSize": "500",
-                "tickSeconds": 1,
-                "emaPeriod": 2,
-                "rpcUrl": market.rpc.url,
-                "programId": str(c.program_id),
-                "pool": str(c.pool),
-                "baseMint": str(c.base_mint),
-                "quoteMint": str(c.quote_mint),
-            },
-            "health": {"intervalSeconds": 2, "timeoutSeconds": 1},
-        },
-    }
+    doc = pool_module(
+        "sol-pool",
+        rpc_url=market.rpc.url,
+        program_id=str(c.program_id),
+        pool=str(c.pool),
+        base_mint=str(c.base_mint),
+        quote_mint=str(c.quote_mint),
+        health={"intervalSeconds": 2, "timeoutSeconds": 1},
+    )
+    doc["spec"]["strategy"] |= {"tickSeconds": 1, "emaPeriod": 2}
     return yaml.safe_dump(doc)
 
 

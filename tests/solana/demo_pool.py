@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 import yaml
 from solders.keypair import Keypair
@@ -34,10 +35,32 @@ async def make(url: str) -> str:
         pool = await create_pool(admin, sol, usdc, 1_000 * SOL, 150_000 * USDC, fee_bps=30)
     finally:
         await rpc.close()
-    doc = {
+    doc = pool_module(
+        "solana-pool",
+        rpc_url=url,
+        program_id=str(PROGRAM_ID),
+        pool=str(pool.address),
+        base_mint=str(sol),
+        quote_mint=str(usdc),
+    )
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def pool_module(
+    name: str,
+    *,
+    rpc_url: str,
+    program_id: str,
+    pool: str,
+    base_mint: str,
+    quote_mint: str,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A paper solana_strategies module trading SOL/USDC on `pool`."""
+    return {
         "apiVersion": "tradeplane.io/v1alpha1",
         "kind": "TradingModule",
-        "metadata": {"name": "solana-pool"},
+        "metadata": {"name": name},
         "spec": {
             "type": "solana_strategies",
             "mode": "paper",
@@ -47,15 +70,15 @@ async def make(url: str) -> str:
                 "base": "SOL",
                 "quote": "USDC",
                 "orderSize": "500",
-                "rpcUrl": url,
-                "programId": str(PROGRAM_ID),
-                "pool": str(pool.address),
-                "baseMint": str(sol),
-                "quoteMint": str(usdc),
+                "rpcUrl": rpc_url,
+                "programId": program_id,
+                "pool": pool,
+                "baseMint": base_mint,
+                "quoteMint": quote_mint,
             },
+            **spec,
         },
     }
-    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def main(argv: list[str]) -> int:
