@@ -64,8 +64,11 @@ async def configure_portfolios(**_: Any) -> None:
     FLEET.objects = CustomObjects(load_config())
 
 
+# Index and event handlers are `async def` (see handlers.py): kopf runs a plain `def` in
+# a worker thread, a hop per module event at 1,000 modules, and the wakers below are
+# asyncio Events, which must be set from the loop's own thread.
 @kopf.index(*MODULE)
-def portfolio_members(
+async def portfolio_members(
     namespace: str | None, spec: Mapping[str, Any], body: kopf.Body, **_: Any
 ) -> dict[tuple[str | None, str], portfolio.Member] | None:
     name = spec.get("portfolio")
@@ -75,7 +78,7 @@ def portfolio_members(
 
 
 @kopf.index(*PORTFOLIO)
-def portfolio_halts(
+async def portfolio_halts(
     namespace: str | None,
     name: str | None,
     spec: Mapping[str, Any],
@@ -86,7 +89,7 @@ def portfolio_halts(
 
 
 @kopf.on.event(*PORTFOLIO)
-def portfolio_changed(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+async def portfolio_changed(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
     if namespace is None:
         return
     FLEET.indexed = True
@@ -98,7 +101,7 @@ def portfolio_changed(namespace: str | None, name: str, memo: Any, **kwargs: Any
 
 
 @kopf.on.event(*MODULE)
-def member_changed(namespace: str | None, spec: kopf.Spec, **kwargs: Any) -> None:
+async def member_changed(namespace: str | None, spec: kopf.Spec, **kwargs: Any) -> None:
     FLEET.indexed = True
     if namespace is None:
         return

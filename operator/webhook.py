@@ -242,7 +242,7 @@ def portfolio_view(name: str, spec: Mapping[str, Any]) -> PortfolioView:
 
 
 @kopf.index(models.GROUP, models.VERSION, models.PLURAL)
-def admission_facts(
+async def admission_facts(
     namespace: str | None, name: str | None, spec: kopf.Spec, **_: Any
 ) -> dict[str | None, tuple[str | None, ModuleFacts]]:
     """Each module's admission facts, per namespace (kept by kopf from the watch)."""
@@ -250,7 +250,7 @@ def admission_facts(
 
 
 @kopf.index(models.GROUP, models.VERSION, papi.PLURAL)
-def admission_portfolios(
+async def admission_portfolios(
     namespace: str | None, name: str | None, spec: kopf.Spec, **_: Any
 ) -> dict[tuple[str | None, str | None], PortfolioView]:
     return {(namespace, name): portfolio_view(str(name), spec)}
