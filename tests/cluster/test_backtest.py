@@ -140,10 +140,14 @@ def test_backtest_succeeds_reports_and_is_promoted_only_above_thresholds(
         what="PromotionReady True",
     )
     kubectl.run("annotate", "tm", NAME, "-n", namespace, f"{PROMOTE}=carol")
-    promoted = eventually(
-        lambda: (tm := module(kubectl, namespace, NAME))["spec"]["mode"] == "paper" and tm,
+    promoted = eventually(  # the spec patch and the status write are two writes
+        lambda: (
+            (tm := module(kubectl, namespace, NAME))["spec"]["mode"] == "paper"
+            and (tm.get("status") or {}).get("promotions")
+            and tm
+        ),
         timeout=30,
-        what="spec.mode paper",
+        what="spec.mode paper and the promotion recorded",
     )
     (record,) = promoted["status"]["promotions"]
     assert (record["fromMode"], record["toMode"], record["by"]) == ("backtest", "paper", "carol")
