@@ -121,72 +121,75 @@ SELF_DEPENDENCY_RULE = {
 
 
 def custom_resource_definition() -> Schema:
-    spec = model_schema(models.TradingModuleSpec)
-    status = model_schema(models.TradingModuleStatus)
-    # Status fields are written by the operator alone; defaults there would only hide
-    # "never observed" behind a zero.
-    status = _no_default_for(status, set(status.get("properties", {})))
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{models.PLURAL}.{models.GROUP}"},
-        "spec": {
-            "group": models.GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": models.KIND,
-                "listKind": f"{models.KIND}List",
-                "plural": models.PLURAL,
-                "singular": models.SINGULAR,
-                "shortNames": models.SHORT_NAMES,
-                "categories": models.CATEGORIES,
-            },
-            "versions": [
-                {
-                    "name": models.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": models.PRINTER_COLUMNS,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A trading module run by the Tradeplane operator.",
-                            "required": ["spec"],
-                            # At the root, CEL sees the name and the spec together.
-                            "x-kubernetes-validations": [SELF_DEPENDENCY_RULE],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status,
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return _definition(
+        kind=models.KIND,
+        plural=models.PLURAL,
+        singular=models.SINGULAR,
+        short_names=models.SHORT_NAMES,
+        printer_columns=models.PRINTER_COLUMNS,
+        spec_model=models.TradingModuleSpec,
+        status_model=models.TradingModuleStatus,
+        description="A trading module run by the Tradeplane operator.",
+        # At the root, CEL sees the name and the spec together.
+        root_rules=[SELF_DEPENDENCY_RULE],
+    )
 
 
 def portfolio_definition() -> Schema:
-    spec = model_schema(portfolio.TradingPortfolioSpec)
-    status = model_schema(portfolio.TradingPortfolioStatus)
+    return _definition(
+        kind=portfolio.KIND,
+        plural=portfolio.PLURAL,
+        singular=portfolio.SINGULAR,
+        short_names=portfolio.SHORT_NAMES,
+        printer_columns=portfolio.PRINTER_COLUMNS,
+        spec_model=portfolio.TradingPortfolioSpec,
+        status_model=portfolio.TradingPortfolioStatus,
+        description="A capital budget and kill switch for a fleet "
+        "of TradingModules (members name it in spec.portfolio).",
+    )
+
+
+def _definition(
+    *,
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: list[str],
+    printer_columns: list[dict[str, Any]],
+    spec_model: type[models.ApiModel],
+    status_model: type[models.ApiModel],
+    description: str,
+    root_rules: list[dict[str, str]] | None = None,
+) -> Schema:
+    """One namespaced kind of group tradeplane.io with a status subresource."""
+    spec = model_schema(spec_model)
+    status = model_schema(status_model)
+    # Status fields are written by the operator alone; defaults there would only hide
+    # "never observed" behind a zero.
     status = _no_default_for(status, set(status.get("properties", {})))
+    root: Schema = {"type": "object", "description": description, "required": ["spec"]}
+    if root_rules:
+        root["x-kubernetes-validations"] = root_rules
+    root["properties"] = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": spec,
+        "status": status,
+    }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{portfolio.PLURAL}.{models.GROUP}"},
+        "metadata": {"name": f"{plural}.{models.GROUP}"},
         "spec": {
             "group": models.GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": portfolio.KIND,
-                "listKind": f"{portfolio.KIND}List",
-                "plural": portfolio.PLURAL,
-                "singular": portfolio.SINGULAR,
-                "shortNames": portfolio.SHORT_NAMES,
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": short_names,
                 "categories": models.CATEGORIES,
             },
             "versions": [
@@ -195,22 +198,8 @@ def portfolio_definition() -> Schema:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": portfolio.PRINTER_COLUMNS,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A capital budget and kill switch for a fleet "
-                            "of TradingModules (members name it in spec.portfolio).",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status,
-                            },
-                        }
-                    },
+                    "additionalPrinterColumns": printer_columns,
+                    "schema": {"openAPIV3Schema": root},
                 }
             ],
         },
