@@ -503,14 +503,9 @@ def _check_opening(
             f"resulting {order.base}/{order.quote} position {resulting} (at {order.price}) "
             f"exceeds max position size {limits.max_position_size}",
         )
-    open_keys = set(state.positions) | {
-        (o.base, o.quote) for o in state.pending if o.side is Side.BUY
-    }
-    if key not in open_keys and len(open_keys) >= limits.max_open_positions:
-        return reject(
-            RejectReason.MAX_OPEN_POSITIONS,
-            f"{len(open_keys)} positions open, max open positions is {limits.max_open_positions}",
-        )
+    pending = {(o.base, o.quote) for o in state.pending if o.side is Side.BUY}
+    if (refused := _max_open_positions(key, state, limits, pending)) is not None:
+        return refused
     available = limits.allocation - state.capital_in_use - state.reserved
     if notional > available:
         return reject(
@@ -519,13 +514,8 @@ def _check_opening(
             f"(allocation {limits.allocation} - in use {state.capital_in_use} "
             f"- reserved {state.reserved})",
         )
-    equity = state.equity
-    if equity <= 0 or state.exposure + notional > limits.max_leverage * equity:
-        return reject(
-            RejectReason.MAX_LEVERAGE,
-            f"exposure {state.exposure + notional} would exceed max leverage "
-            f"{limits.max_leverage} x equity {equity}",
-        )
+    if (refused := _max_leverage(state, limits, notional)) is not None:
+        return refused
     return _loss_limits(state, limits, notional, unstopped=notional)
 
 
@@ -583,14 +573,9 @@ def _check_perp(
             f"order leverage {order.leverage} exceeds the venue's max {venue_max} for a "
             f"{tiers.symbol} notional of {resulting}",
         )
-    open_keys = set(state.positions) | {
-        (o.base, o.quote) for o in state.pending if reservation(o) > 0
-    }
-    if key not in open_keys and len(open_keys) >= limits.max_open_positions:
-        return reject(
-            RejectReason.MAX_OPEN_POSITIONS,
-            f"{len(open_keys)} positions open, max open positions is {limits.max_open_positions}",
-        )
+    pending = {(o.base, o.quote) for o in state.pending if reservation(o) > 0}
+    if (refused := _max_open_positions(key, state, limits, pending)) is not None:
+        return refused
     margin = notional / order.leverage
     available = limits.allocation + state.realized_pnl - state.capital_in_use - state.reserved
     if margin > available:
@@ -600,13 +585,8 @@ def _check_perp(
             f"{limits.allocation} + realized {state.realized_pnl} - in use "
             f"{state.capital_in_use} - reserved {state.reserved})",
         )
-    equity = state.equity
-    if equity <= 0 or state.exposure + notional > limits.max_leverage * equity:
-        return reject(
-            RejectReason.MAX_LEVERAGE,
-            f"exposure {state.exposure + notional} would exceed max leverage "
-            f"{limits.max_leverage} x equity {equity}",
-        )
+    if (refused := _max_leverage(state, limits, notional)) is not None:
+        return refused
     if limits.stop_loss_percent > 0:
         quantity = held + order.quantity
         entry = (resulting if position is None else position.cost + notional) / quantity
@@ -624,6 +604,31 @@ def _check_perp(
                 f"{stop.quantize(Decimal('0.01'))}): lower the leverage",
             )
     return _loss_limits(state, limits, notional, unstopped=margin)
+
+
+def _max_open_positions(
+    key: PositionKey, state: RiskState, limits: RiskLimits, pending: set[PositionKey]
+) -> RiskDecision | None:
+    """A new pair (not held, no opening order pending) within max open positions."""
+    open_keys = set(state.positions) | pending
+    if key not in open_keys and len(open_keys) >= limits.max_open_positions:
+        return RiskDecision.reject(
+            RejectReason.MAX_OPEN_POSITIONS,
+            f"{len(open_keys)} positions open, max open positions is {limits.max_open_positions}",
+        )
+    return None
+
+
+def _max_leverage(state: RiskState, limits: RiskLimits, notional: Decimal) -> RiskDecision | None:
+    """Exposure with this order within max leverage times equity."""
+    equity = state.equity
+    if equity <= 0 or state.exposure + notional > limits.max_leverage * equity:
+        return RiskDecision.reject(
+            RejectReason.MAX_LEVERAGE,
+            f"exposure {state.exposure + notional} would exceed max leverage "
+            f"{limits.max_leverage} x equity {equity}",
+        )
+    return None
 
 
 def _loss_limits(
