@@ -8,45 +8,20 @@ outcomes, conflicts, open intents, rejections.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
-import asyncpg
 import pytest
 
 from module_runtime.db.ledger import PgLedger
-from module_runtime.db.migrate import migrate
 from module_runtime.ledger import InMemoryLedger, Ledger, LedgerConflict, UnknownOrder
 from module_runtime.orders import Fill, Order, OrderStatus
 from module_runtime.positions import PositionError
 
-from ..pg import PgServer, fresh_database
+from ..both_ledgers import both_ledgers  # noqa: F401  (the `ledger` fixture)
 from ..runtime.conftest import T0, buy, sell
-from .conftest import MODULE
 
 D = Decimal
-
-
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def ledger(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    if request.param == "memory":
-        yield InMemoryLedger()
-        return
-    server: PgServer = request.getfixturevalue("pg_server")  # only the PostgreSQL variant
-    async with fresh_database(server) as url:
-        conn = await asyncpg.connect(url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        pg = PgLedger(url, MODULE)
-        await pg.connect()
-        try:
-            yield pg
-        finally:
-            await pg.close()
 
 
 def filled(order: Order, quantity: str, price: str, fee: str = "0") -> Fill:

@@ -4,46 +4,23 @@ booking order (a liquidation between two fills closes exactly the first position
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import pytest
 
 from module_runtime.db.ledger import PgLedger
-from module_runtime.db.migrate import migrate
 from module_runtime.futures.events import EventKind, PositionEvent, funding_id
-from module_runtime.ledger import InMemoryLedger, LedgerConflict
+from module_runtime.ledger import LedgerConflict
 from module_runtime.orders import Fill, Market, Order, OrderStatus, Side
 from module_runtime.positions import PositionError, PositionSide
 
+from ..both_ledgers import both_ledgers  # noqa: F401  (the `ledger` fixture)
 from ..db.conftest import MODULE
-from ..pg import PgServer, fresh_database
 from ..runtime.conftest import T0
 
 D = Decimal
-
-
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def ledger(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    if request.param == "memory":
-        yield InMemoryLedger()
-        return
-    server: PgServer = request.getfixturevalue("pg_server")
-    async with fresh_database(server) as url:
-        conn = await asyncpg.connect(url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        pg = PgLedger(url, MODULE)
-        await pg.connect()
-        try:
-            yield pg
-        finally:
-            await pg.close()
 
 
 def perp(side: Side, quantity: str, leverage: str = "10", **kw: Any) -> Order:
