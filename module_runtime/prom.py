@@ -22,12 +22,29 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from module_runtime.orders import OrderStatus
 from module_runtime.risk import RejectReason
 from module_runtime.trade_stats import TradeStats, decimal_str
 
 LABELS = ("module", "namespace", "type")
+
+
+class ScrapeCollector(Collector):
+    """A collector whose families are built at every scrape by `_build`; `describe` is
+    the same build without samples (the registry calls it once, to check names)."""
+
+    def describe(self) -> Iterable[Metric]:
+        return self._build(with_samples=False)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._build(with_samples=True)
+
+    def _build(self, *, with_samples: bool) -> list[Metric]:
+        raise NotImplementedError
+
+
 MONEY_PLACES = 6  # the summary is for people (status, printer columns); the ledger stays exact
 RATIO_PLACES = 6
 

@@ -27,7 +27,6 @@ spec.strategy example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
 from typing import TYPE_CHECKING, Literal
@@ -49,7 +48,7 @@ from module_runtime.market_data import MarketData
 from module_runtime.modules.base import BaseModule, InvalidStrategyParams, StrategyParams
 from module_runtime.orders import Market, Order, Side
 from module_runtime.positions import ACCOUNTING_CONTEXT, Position, PositionKey, PositionSide
-from module_runtime.prom import LABELS
+from module_runtime.prom import LABELS, ScrapeCollector
 from tradeplane_operator.api.models import Mode, TradingModuleSpec
 
 if TYPE_CHECKING:
@@ -181,19 +180,13 @@ class TwoSidedBand:
             return signal
 
 
-class PositionCollector(Collector):
+class PositionCollector(ScrapeCollector):
     """Per open perpetual position (label `pair`): liquidation price, margin ratio,
     isolated margin and unrealized PnL at the latest mark, computed at every scrape."""
 
     def __init__(self, module: FuturesTradingModule, labels: tuple[str, str, str]) -> None:
         self._module = module
         self._labels = list(labels)
-
-    def describe(self) -> Iterable[Metric]:
-        return self._build(with_samples=False)
-
-    def collect(self) -> Iterable[Metric]:
-        return self._build(with_samples=True)
 
     def _build(self, *, with_samples: bool) -> list[Metric]:
         names = [*LABELS, "pair", "side"]

@@ -44,7 +44,6 @@ spec.strategy example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, localcontext
 
@@ -60,7 +59,7 @@ from module_runtime.modules.base import BaseModule, InvalidStrategyParams, Strat
 from module_runtime.modules.dex_trading import require
 from module_runtime.orders import Fill, Order, OrderStatus, Side
 from module_runtime.positions import ACCOUNTING_CONTEXT, Position
-from module_runtime.prom import LABELS
+from module_runtime.prom import LABELS, ScrapeCollector
 from tradeplane_operator.api.models import MarketDataSource, Mode, TradingModuleSpec
 
 log = logging.getLogger(__name__)
@@ -156,18 +155,12 @@ class LpAccount:
         self.fees_open, self.loss_open = self.split(value, state.mid)
 
 
-class LpCollector(Collector):
+class LpCollector(ScrapeCollector):
     """The LP gauges, read from the account at every scrape."""
 
     def __init__(self, account: LpAccount, labels: tuple[str, str, str]) -> None:
         self._account = account
         self._labels = list(labels)
-
-    def describe(self) -> Iterable[Metric]:
-        return self._build(with_samples=False)
-
-    def collect(self) -> Iterable[Metric]:
-        return self._build(with_samples=True)
 
     def _build(self, *, with_samples: bool) -> list[Metric]:
         families: list[Metric] = []
