@@ -642,6 +642,12 @@ def _breaker_open(b: _Builder) -> bool:
     return b.status.breaker is not None and b.status.breaker.state == BreakerState.OPEN
 
 
+def serving_pod(pods: Sequence[PodView], name: str) -> PodView | None:
+    """The module's pod when it runs and has an address: the one to probe and to tell."""
+    pod = next((p for p in pods if p.name == name and not p.deleting), None)
+    return pod if pod is not None and pod.phase == "Running" and pod.ip else None
+
+
 def pause_control(paused: bool, reported: bool | None) -> bool | None:
     """What to tell a running runtime about spec.paused: nothing when it last reported
     the same, or has not reported yet (a new pod starts with its config's value and the

@@ -200,10 +200,9 @@ async def _invalid_spec(
 
 
 async def _probe_if_due(
-    rt: Runtime, spec: TradingModuleSpec, pods: list[decisions.PodView], name: str, loop: ModuleLoop
+    rt: Runtime, spec: TradingModuleSpec, pod: decisions.PodView | None, loop: ModuleLoop
 ) -> decisions.Probe | None:
-    pod = next((p for p in pods if p.name == name and not p.deleting), None)
-    if pod is None or pod.phase != "Running" or not pod.ip:
+    if pod is None:
         loop.next_probe = 0.0  # probe a new pod as soon as it runs
         return None
     if time.monotonic() < loop.next_probe:
@@ -283,7 +282,8 @@ async def reconcile(
             for dep in spec.depends_on
         }
         pod_name = resources.pod_name(module)
-        probe = await _probe_if_due(rt, spec, pods, pod_name, loop)
+        serving = decisions.serving_pod(pods, pod_name)
+        probe = await _probe_if_due(rt, spec, serving, loop)
         observation = decisions.Observation(
             module=module,
             spec=spec,
@@ -308,9 +308,9 @@ async def reconcile(
         plan = decisions.decide(observation)
         portfolio_halt = portfolio_handlers.desired_for(indexes, module.namespace, spec)
         await portfolio_handlers.after_decide(
-            rt, module, spec, pods, pod_name, probe, plan, portfolio_halt, logger
+            rt, module, spec, serving, probe, plan, portfolio_halt, logger
         )
-        await _relay_pause(rt, spec, pods, pod_name, probe, loop, logger)
+        await _relay_pause(rt, spec, serving, probe, loop, logger)
         await _act(rt, body, module, spec, plan, logger, portfolio_halt)
         await _write_status(rt, module, current, plan.status, loop)
     state = plan.status
@@ -336,16 +336,14 @@ async def reconcile(
 async def _relay_pause(
     rt: Runtime,
     spec: TradingModuleSpec,
-    pods: list[decisions.PodView],
-    pod_name: str,
+    pod: decisions.PodView | None,
     probe: decisions.Probe | None,
     loop: ModuleLoop,
     logger: kopf.Logger,
 ) -> None:
     """spec.paused reaches a running runtime without a restart (it is not in the config
     hash): told over /control/pause until its /healthz agrees."""
-    pod = next((p for p in pods if p.name == pod_name and not p.deleting), None)
-    if pod is None or pod.phase != "Running" or not pod.ip:
+    if pod is None:
         loop.paused = None
         return
     if probe is not None and probe.ok and probe.paused is not None:

@@ -238,8 +238,7 @@ async def after_decide(
     rt: Any,
     module: ModuleRef,
     spec: TradingModuleSpec,
-    pods: list[decisions.PodView],
-    pod_name: str,
+    pod: decisions.PodView | None,
     probe: decisions.Probe | None,
     plan: decisions.Plan,
     desired: str | None,
@@ -257,8 +256,7 @@ async def after_decide(
         generation=module.generation,
         now=datetime.now(UTC),
     )
-    pod = next((p for p in pods if p.name == pod_name and not p.deleting), None)
-    if pod is None or pod.phase != "Running" or not pod.ip:
+    if pod is None:  # not running: nothing to tell
         return
     if probe is not None and probe.ok:
         FLEET.reported[pod.uid] = probe.portfolio_halt
