@@ -65,6 +65,7 @@ class PodView:
     exit_code: int | None = None
     message: str | None = None  # the container's termination message
     report: BacktestReport | None = None  # a finished backtest's report (that message)
+    config_map: str | None = None  # the runtime config the pod mounts
 
     @property
     def finished(self) -> bool:
@@ -92,6 +93,14 @@ class PodView:
             exit_code=terminated.get("exitCode"),
             message=_last_words(terminated.get("message")),
             report=_backtest_report(terminated.get("message")),
+            config_map=next(
+                (
+                    (v.get("configMap") or {}).get("name")
+                    for v in (pod.get("spec") or {}).get("volumes") or []
+                    if v.get("name") == "config"
+                ),
+                None,
+            ),
         )
 
 

@@ -64,17 +64,17 @@ class Kube:
         body = await self._json(self._core.list_namespaced_pod, namespace, label_selector=text)
         return list(body.get("items") or [])
 
-    async def create_pod(self, manifest: Manifest) -> bool:
-        """Create the pod; False if a pod of that name exists (never a second one)."""
+    async def create_pod(self, manifest: Manifest) -> Manifest | None:
+        """Create the pod; None if a pod of that name exists (never a second one)."""
         try:
-            await self._call(
+            created: Manifest = await self._json(
                 self._core.create_namespaced_pod, manifest["metadata"]["namespace"], manifest
             )
         except ApiException as error:
             if error.status == 409:
-                return False
+                return None
             raise
-        return True
+        return created
 
     async def delete_pod(self, namespace: str, name: str, uid: str) -> None:
         """Graceful delete of exactly that pod (UID precondition); gone is fine."""
@@ -87,11 +87,9 @@ class Kube:
 
     # -- config maps ----------------------------------------------------------------
 
-    async def apply_config_map(self, manifest: Manifest) -> bool:
-        """Create or update the config map; True if anything was written.
-
-        Create first: a new module (the common case, and the one whose latency counts)
-        costs one call instead of a read that fails and then the create."""
+    async def apply_config_map(self, manifest: Manifest) -> None:
+        """Create the config map, or else patch its data (a patch that changes nothing
+        writes nothing). Create first: the common case costs one call."""
         meta = manifest["metadata"]
         try:
             await self._call(
@@ -100,21 +98,31 @@ class Kube:
                 manifest,
                 _preload_content=False,
             )
-            return True
+            return
         except ApiException as error:
             if error.status != 409:
                 raise
-        current = await self._json(
-            self._core.read_namespaced_config_map, meta["name"], meta["namespace"]
-        )
-        if current.get("data") == manifest["data"]:
-            return False
         await self._call(
             self._core.patch_namespaced_config_map,
             meta["name"],
             meta["namespace"],
             {"data": manifest["data"]},
+            _preload_content=False,
         )
+
+    async def create_config_map(self, manifest: Manifest) -> bool:
+        """Create an immutable config map; False if it exists (same name, same content)."""
+        try:
+            await self._call(
+                self._core.create_namespaced_config_map,
+                manifest["metadata"]["namespace"],
+                manifest,
+                _preload_content=False,
+            )
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
         return True
 
     async def delete_config_map(self, namespace: str, name: str) -> None:

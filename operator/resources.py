@@ -20,6 +20,8 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_MODULE = "tradeplane.io/module"
 LABEL_MODULE_UID = "tradeplane.io/module-uid"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+RUNTIME_CONFIG = "runtime-config"
 ANNOTATION_CONFIG_HASH = "tradeplane.io/config-hash"
 ANNOTATION_START_HALTED = "tradeplane.io/start-halted"
 
@@ -60,8 +62,9 @@ def pod_name(module: ModuleRef) -> str:
     return _bounded(module.name, "runtime")
 
 
-def config_map_name(module: ModuleRef) -> str:
-    return _bounded(module.name, "config")
+def config_map_selector(module: ModuleRef) -> dict[str, str]:
+    """The module's runtime-config maps (not its backtest report)."""
+    return {**selector(module), LABEL_COMPONENT: RUNTIME_CONFIG}
 
 
 def label_value(text: str) -> str:
@@ -153,16 +156,26 @@ def backtest_config_map(module: ModuleRef, report: dict[str, Any]) -> dict[str, 
 
 
 def config_map(module: ModuleRef, spec: models.TradingModuleSpec) -> dict[str, Any]:
+    """The runtime's config, immutable and named for its content.
+
+    A pod mounts the map of exactly its own config, so the map can be created together
+    with the pod (the kubelet waits for a volume's source): a new module costs one round
+    trip, and a replacement pod can never read a config that is still being updated.
+    The module's uid is in the content, so a re-created module never meets an old map.
+    """
+    text = json.dumps(runtime_config(module, spec), indent=2, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": config_map_name(module),
+            "name": _bounded(module.name, f"config-{digest}"),
             "namespace": module.namespace,
-            "labels": labels(module),
+            "labels": {**labels(module), LABEL_COMPONENT: RUNTIME_CONFIG},
             "ownerReferences": [owner_reference(module)],
         },
-        "data": {CONFIG_FILE: json.dumps(runtime_config(module, spec), indent=2, sort_keys=True)},
+        "immutable": True,
+        "data": {CONFIG_FILE: text},
     }
 
 
@@ -175,6 +188,7 @@ def runtime_pod(
     spec: models.TradingModuleSpec,
     settings: OperatorSettings,
     *,
+    config_map_name: str | None = None,
     start_halted: str | None = None,
     portfolio_halt: str | None = None,
 ) -> dict[str, Any]:
@@ -209,7 +223,10 @@ def runtime_pod(
     if portfolio_halt:  # a pod created while its portfolio is halted starts halted
         env.append({"name": "TRADEPLANE_PORTFOLIO_HALT", "value": portfolio_halt})
     volumes: list[dict[str, Any]] = [
-        {"name": "config", "configMap": {"name": config_map_name(module)}}
+        {
+            "name": "config",
+            "configMap": {"name": config_map_name or config_map(module, spec)["metadata"]["name"]},
+        }
     ]
     mounts: list[dict[str, Any]] = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
     if spec.mode is models.Mode.BACKTEST:

@@ -85,6 +85,22 @@ def runtime_pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
     return kubectl.pods(namespace, RUNTIME_PODS)
 
 
+def runtime_configs(kubectl: Kubectl, namespace: str) -> list[str]:
+    """The names of the runtime-config maps in the namespace."""
+    found = kubectl.json(
+        "get", "configmap", "-n", namespace, "-l", "app.kubernetes.io/component=runtime-config"
+    )
+    return sorted(item["metadata"]["name"] for item in found["items"])
+
+
+def mounted_config(kubectl: Kubectl, pod: dict[str, Any]) -> dict[str, Any]:
+    """The runtime config that `pod` mounts (its map is named for its content)."""
+    name = next(v["configMap"]["name"] for v in pod["spec"]["volumes"] if v["name"] == "config")
+    found = kubectl.json("get", "configmap", name, "-n", pod["metadata"]["namespace"])
+    config: dict[str, Any] = json.loads(found["data"]["module.json"])
+    return config
+
+
 def runtime_health(pod: dict[str, Any]) -> dict[str, Any]:
     """What the runtime in `pod` says on /healthz (the port the operator probes)."""
     url = f"http://{pod['status']['podIP']}:8080/healthz"

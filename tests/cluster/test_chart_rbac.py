@@ -44,7 +44,8 @@ import pytest
 import yaml
 from aiohttp import ClientSession, ClientTimeout, web
 
-from tests.cluster.kubectl import Kubectl, eventually
+from tests.backtest_case import band_spec, candle_file
+from tests.cluster.kubectl import Kubectl, eventually, mounted_config, runtime_configs
 
 pytestmark = pytest.mark.cluster
 
@@ -54,7 +55,6 @@ HELM = ROOT / "hack" / "helm"
 SAMPLE = ROOT / "config" / "samples" / "dex_trading.yaml"
 MODULE = "dex-trading"
 POD = "dex-trading-runtime"
-CONFIG_MAP = "dex-trading-config"
 
 Grant = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 
@@ -445,6 +445,41 @@ def runtime_pod(kubectl: Kubectl, namespace: str) -> dict[str, Any] | None:
     return pods[0] if len(pods) == 1 else None
 
 
+def backtest_twice(kubectl: Kubectl, namespace: str) -> None:
+    """A backtest's report map created, then rewritten (patch) when a new spec reruns it."""
+    candles = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "candles"}}
+    candles["data"] = {"candles.csv": candle_file()}
+    kubectl.run("apply", "-n", namespace, "-f", "-", stdin=json.dumps(candles))
+    source = {"source": "csv", "configMap": "candles", "key": "candles.csv", "timeframe": "1m"}
+    doc = {
+        "apiVersion": "tradeplane.io/v1alpha1",
+        "kind": "TradingModule",
+        "metadata": {"name": "bt"},
+        "spec": band_spec(source | {"feeBps": 30}),
+    }
+
+    def report(generation: int) -> dict[str, Any] | None:
+        tm = kubectl.json("get", "tm", "bt", "-n", namespace)
+        st = tm.get("status") or {}
+        if st.get("phase") != "Succeeded" or st.get("observedGeneration") != generation:
+            return None
+        found = kubectl.run("get", "cm", "bt-backtest", "-n", namespace, "-o", "json", check=False)
+        if found.returncode != 0:
+            return None
+        written: dict[str, Any] = json.loads(json.loads(found.stdout)["data"]["report.json"])
+        return written if written.get("fees") == (st.get("backtest") or {}).get("fees") else None
+
+    kubectl.run("apply", "-n", namespace, "-f", "-", stdin=json.dumps(doc))
+    first = eventually(lambda: report(1), timeout=90, what="the first backtest's report")
+    kubectl.run(
+        "patch", "tm", "bt", "-n", namespace, "--type=merge",
+        "-p", json.dumps({"spec": {"backtest": {"feeBps": 60}}}),
+    )  # fmt: skip
+    second = eventually(lambda: report(2), timeout=90, what="the rerun's report")
+    assert second["fees"] != first["fees"]
+    kubectl.run("delete", "tm", "bt", "-n", namespace, "--timeout=60s")
+
+
 def lifecycle(kubectl: Kubectl, namespace: str, operators: list[Operator]) -> None:
     """The sample through its whole life, driven by the operator(s) under test."""
     kubectl.run("apply", "-n", namespace, "-f", str(SAMPLE))
@@ -463,7 +498,8 @@ def lifecycle(kubectl: Kubectl, namespace: str, operators: list[Operator]) -> No
     assert "<none>" not in events.splitlines()[0], described
     assert re.search(r"Normal\s+Creating\s+.*creating runtime pod " + POD, events), described
 
-    # A spec change: the config map is rewritten (patch) and the pod replaced (delete).
+    # A spec change: a new config map with the pod (create), the old pod replaced
+    # (delete) and the old map removed (deletecollection).
     kubectl.run(
         "patch", "tradingmodule", MODULE, "-n", namespace, "--type=merge",
         "-p", json.dumps({"spec": {"strategy": {"bandPercent": 0.9}}}),
@@ -478,8 +514,15 @@ def lifecycle(kubectl: Kubectl, namespace: str, operators: list[Operator]) -> No
         )
 
     eventually(replaced, timeout=90, what="the pod replaced after a spec change")
-    config = kubectl.json("get", "configmap", CONFIG_MAP, "-n", namespace)
-    assert '"bandPercent": 0.9' in config["data"]["module.json"]
+    serving = runtime_pod(kubectl, namespace)
+    assert serving is not None
+    assert mounted_config(kubectl, serving)["spec"]["strategy"]["bandPercent"] == 0.9
+    eventually(
+        lambda: len(runtime_configs(kubectl, namespace)) == 1,
+        timeout=30,
+        what="the old config map removed",
+    )
+    backtest_twice(kubectl, namespace)
 
     # A portfolio: its status written, a person's resume annotation consumed, deleted.
     portfolio = {
@@ -522,12 +565,7 @@ def lifecycle(kubectl: Kubectl, namespace: str, operators: list[Operator]) -> No
     )
     assert kubectl.pods(namespace, "app.kubernetes.io/managed-by=tradeplane-operator") == []
     eventually(
-        lambda: (
-            kubectl.run("get", "configmap", CONFIG_MAP, "-n", namespace, check=False).returncode
-            != 0
-        ),
-        timeout=30,
-        what="the config map deleted",
+        lambda: runtime_configs(kubectl, namespace) == [], timeout=30, what="the config map deleted"
     )
 
 

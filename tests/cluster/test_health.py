@@ -23,7 +23,15 @@ import yaml
 
 from tests.cluster.census import PodCensus
 from tests.cluster.conftest import OperatorProcess
-from tests.cluster.kubectl import Kubectl, events, eventually, module, runtime_pods, status
+from tests.cluster.kubectl import (
+    Kubectl,
+    events,
+    eventually,
+    module,
+    mounted_config,
+    runtime_pods,
+    status,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -308,7 +316,5 @@ def test_operator_killed_between_delete_and_create_leaves_one_pod(
         assert len(runtime_pods(kubectl, namespace)) == 1
     census.stop()
     assert census.most == 1, "two runtime pods existed at once"
-    config = json.loads(
-        kubectl.json("get", "configmap", f"{NAME}-config", "-n", namespace)["data"]["module.json"]
-    )
+    config = mounted_config(kubectl, runtime_pods(kubectl, namespace)[0])
     assert config["spec"]["risk"]["maxPositionSize"] == sizes[9 % 2]

@@ -16,7 +16,13 @@ import pytest
 import yaml
 
 from tests.cluster.census import PodCensus
-from tests.cluster.kubectl import Kubectl, eventually, runtime_pods
+from tests.cluster.kubectl import (
+    Kubectl,
+    eventually,
+    mounted_config,
+    runtime_configs,
+    runtime_pods,
+)
 from tests.cluster.kubectl import status as module_status
 
 pytestmark = pytest.mark.cluster
@@ -109,8 +115,14 @@ def test_spec_change_replaces_the_pod_without_overlap(
     eventually(replaced, timeout=90, what="a new ready pod")
     assert census.most == 1, "two runtime pods existed at once"
     assert len(census.created) == 2
-    config_map = kubectl.json("get", "configmap", "dex-trading-config", "-n", namespace)
-    assert '"maxPositionSize": "1500"' in config_map["data"]["module.json"]
+    config = mounted_config(kubectl, runtime_pods(kubectl, namespace)[0])
+    assert config["spec"]["risk"]["maxPositionSize"] == "1500"
+    # The old config's map is gone once its replacement runs: one map per module.
+    assert runtime_configs(kubectl, namespace) == [
+        v["configMap"]["name"]
+        for v in runtime_pods(kubectl, namespace)[0]["spec"]["volumes"]
+        if v["name"] == "config"
+    ]
 
 
 def test_health_settings_change_keeps_the_pod(

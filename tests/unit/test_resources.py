@@ -44,7 +44,27 @@ def test_pod_is_owned_labelled_and_never_restarted_by_the_kubelet() -> None:
     assert meta["ownerReferences"][0]["controller"] is True
     assert meta["labels"][resources.LABEL_MODULE_UID] == "u-1"
     assert pod["spec"]["restartPolicy"] == "Never"
-    assert pod["spec"]["volumes"][0]["configMap"]["name"] == "dex-config"
+    config = resources.config_map(MODULE, live_spec())
+    assert pod["spec"]["volumes"][0]["configMap"]["name"] == config["metadata"]["name"]
+
+
+def test_config_map_is_immutable_and_named_for_its_content() -> None:
+    """So it can be created together with its pod, and an old pod's map never changes."""
+    first = resources.config_map(MODULE, live_spec())
+    again = resources.config_map(MODULE, live_spec())
+    changed = resources.config_map(
+        MODULE, live_spec(risk={"maxPositionSize": "90", "maxDailyLoss": "50"})
+    )
+    other_uid = resources.config_map(ModuleRef("dex", "ns", "u-2"), live_spec())
+    assert first["immutable"] is True
+    assert first["metadata"]["name"] == again["metadata"]["name"]
+    assert first["metadata"]["name"].startswith("dex-config-")
+    assert changed["metadata"]["name"] != first["metadata"]["name"]
+    assert other_uid["metadata"]["name"] != first["metadata"]["name"]  # a re-created module
+    labels = first["metadata"]["labels"]
+    assert resources.config_map_selector(MODULE).items() <= labels.items()
+    backtest = resources.backtest_config_map(MODULE, {})["metadata"]["labels"]
+    assert not resources.config_map_selector(MODULE).items() <= backtest.items()
 
 
 def test_config_map_carries_the_runtime_spec_only() -> None:

@@ -80,10 +80,11 @@ Role per namespace with watchNamespaces).
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch, create, delete]
-# The module's config map: read-compare-write (get, create, patch), removed last (delete).
+# The runtime's config maps: immutable, created with the pod (create), the previous
+# pod's removed by name (delete). A backtest's report map: created, rewritten (patch).
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, create, patch, delete]
+  verbs: [create, patch, delete]
 # kopf.event(): the events `kubectl describe tradingmodule` shows.
 - apiGroups: [""]
   resources: [events]
