@@ -21,13 +21,14 @@ import kopf
 from pydantic import ValidationError
 
 from . import conditions as cond
-from . import decisions, metrics, portfolio_handlers, promotion, resources
+from . import decisions, memory, metrics, portfolio_handlers, promotion, resources
 from .api import models
 from .api.models import BreakerState, Phase, TradingModuleSpec, TradingModuleStatus
 from .kube import Kube, load_config
 from .probe import post_control, probe_runtime
 from .resources import LABEL_MANAGED_BY, LABEL_MODULE_UID, MANAGED_BY, ModuleRef
 from .settings import OperatorSettings
+from .waker import Waker, stop_signal
 
 RESOURCE = (models.GROUP, models.VERSION, models.PLURAL)
 MANAGED_PODS = {LABEL_MANAGED_BY: MANAGED_BY}
@@ -45,7 +46,8 @@ class Runtime:
     settings: OperatorSettings
     session: aiohttp.ClientSession
     probes: asyncio.Semaphore
-    wakers: dict[str, asyncio.Event] = field(default_factory=dict)
+    wakers: dict[str, Waker] = field(default_factory=dict)
+    chores: list[asyncio.Task[None]] = field(default_factory=list)
 
     def wake(self, uid: str) -> None:
         if (waker := self.wakers.get(uid)) is not None:
@@ -86,11 +88,17 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         session=aiohttp.ClientSession(),
         probes=asyncio.Semaphore(config.probe_concurrency),
     )
+    memo["runtime"].chores.append(
+        asyncio.create_task(memory.trim_forever(config.malloc_trim_seconds))
+    )
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    await _runtime(memo).session.close()
+    rt = _runtime(memo)
+    for chore in rt.chores:
+        chore.cancel()
+    await rt.session.close()
 
 
 # The index and event handlers are `async def` although they never await: kopf runs a
@@ -118,7 +126,8 @@ async def pod_changed(labels: Mapping[str, str], memo: Any, **_: Any) -> None:
 
 
 @kopf.on.event(*RESOURCE)
-async def module_changed(uid: str, memo: Any, **_: Any) -> None:
+async def module_changed(uid: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    memory.drop_managed_fields(body["metadata"])
     _runtime(memo).wake(uid)
 
 
@@ -413,16 +422,6 @@ async def _relay_pause(
     logger.info("runtime %s %s", pod.name, "paused" if loop.paused[1] else "resumed")
 
 
-async def _sleep(waker: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:
-    stop = asyncio.ensure_future(stopped.wait())
-    wake = asyncio.ensure_future(waker.wait())
-    try:
-        await asyncio.wait({stop, wake}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-        wake.cancel()
-
-
 @kopf.daemon(*RESOURCE, cancellation_timeout=10.0)
 async def run_module(
     stopped: kopf.DaemonStopped,
@@ -433,18 +432,19 @@ async def run_module(
     **kwargs: Any,
 ) -> None:
     rt = _runtime(memo)
-    waker = rt.wakers.setdefault(uid, asyncio.Event())
+    waker = rt.wakers.setdefault(uid, Waker())
     loop = ModuleLoop()
     try:
-        while not stopped:
-            waker.clear()
-            try:
-                delay = await reconcile(body, rt, kwargs, logger, loop)
-            except Exception as error:  # a failed pass is retried; the daemon must live on
-                metrics.RECONCILE_ERRORS.labels(type(error).__name__).inc()
-                logger.exception("reconcile failed; retrying")
-                delay = 5.0
-            await _sleep(waker, stopped, delay)
+        with stop_signal(stopped) as stop:
+            while not stopped:
+                waker.clear()
+                try:
+                    delay = await reconcile(body, rt, kwargs, logger, loop)
+                except Exception as error:  # a failed pass is retried; the daemon lives on
+                    metrics.RECONCILE_ERRORS.labels(type(error).__name__).inc()
+                    logger.exception("reconcile failed; retrying")
+                    delay = 5.0
+                await waker.sleep(stop, delay)
     finally:
         rt.wakers.pop(uid, None)
         metrics.MODULES.states.pop(uid, None)

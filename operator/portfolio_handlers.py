@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from .custom_objects import CustomObjects
 from .kube import load_config
 from .probe import post_control
 from .resources import ModuleRef
+from .waker import Waker, stop_signal
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Fleet:
 
     metrics: dict[str, MetricsSummary] = field(default_factory=dict)  # module uid ->
     reported: dict[str, str | None] = field(default_factory=dict)  # pod uid -> its halt
-    wakers: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    wakers: dict[tuple[str, str], Waker] = field(default_factory=dict)
     objects: CustomObjects | None = None
     # kopf calls no handler (but indexers) before every index is populated: once one
     # has run, the indexes hold every object (admission may then trust them).
@@ -185,28 +185,19 @@ async def run_portfolio(
 ) -> None:
     assert namespace is not None  # portfolios are namespaced
     portfolio_members = kwargs["portfolio_members"]
-    waker = FLEET.wakers.setdefault((namespace, name), asyncio.Event())
+    waker = FLEET.wakers.setdefault((namespace, name), Waker())
     written: dict[str, Any] | None = None
     try:
-        while not stopped:
-            waker.clear()
-            try:
-                written = await _portfolio_pass(body, portfolio_members, written)
-            except Exception:  # retried at the next pass; the daemon must live on
-                logger.exception("portfolio pass failed; retrying")
-            await _wait(waker, stopped, PASS_SECONDS)
+        with stop_signal(stopped) as stop:
+            while not stopped:
+                waker.clear()
+                try:
+                    written = await _portfolio_pass(body, portfolio_members, written)
+                except Exception:  # retried at the next pass; the daemon must live on
+                    logger.exception("portfolio pass failed; retrying")
+                await waker.sleep(stop, PASS_SECONDS)
     finally:
         FLEET.wakers.pop((namespace, name), None)
-
-
-async def _wait(waker: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
-    stop = asyncio.ensure_future(stopped.wait())
-    wake = asyncio.ensure_future(waker.wait())
-    try:
-        await asyncio.wait({stop, wake}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-        wake.cancel()
 
 
 # ---- the members' side -------------------------------------------------------------
@@ -244,7 +235,9 @@ async def after_decide(
     desired: str | None,
     logger: kopf.Logger,
 ) -> None:
-    if plan.status.metrics is not None:
+    if not spec.portfolio:
+        FLEET.metrics.pop(module.uid, None)  # only members' metrics are summed
+    elif plan.status.metrics is not None:
         previous = FLEET.metrics.get(module.uid)
         FLEET.metrics[module.uid] = plan.status.metrics
         if previous != plan.status.metrics:

@@ -22,6 +22,7 @@ class OperatorSettings:
     termination_grace_seconds: int = 30
     probe_concurrency: int = 32
     status_min_interval_seconds: float = 60.0
+    malloc_trim_seconds: float = 60.0  # 0: never (operator/memory.py)
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -34,4 +35,5 @@ class OperatorSettings:
             termination_grace_seconds=int(env.get("TRADEPLANE_TERMINATION_GRACE_SECONDS", "30")),
             probe_concurrency=int(env.get("TRADEPLANE_PROBE_CONCURRENCY", "32")),
             status_min_interval_seconds=float(env.get("TRADEPLANE_STATUS_MIN_INTERVAL", "60")),
+            malloc_trim_seconds=float(env.get("TRADEPLANE_MALLOC_TRIM_SECONDS", "60")),
         )
