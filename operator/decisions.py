@@ -50,7 +50,7 @@ def parse_time(text: str) -> datetime:
 # ---- what is observed ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per runtime pod, kept in kopf's index
 class PodView:
     """The parts of a pod the decision looks at."""
 

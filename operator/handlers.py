@@ -9,6 +9,7 @@ or the plan's requeue time.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -47,6 +48,7 @@ class Runtime:
     session: aiohttp.ClientSession
     probes: asyncio.Semaphore
     wakers: dict[str, Waker] = field(default_factory=dict)
+    loops: dict[str, ModuleLoop] = field(default_factory=dict)  # of the running daemons
     chores: list[asyncio.Task[None]] = field(default_factory=list)
 
     def wake(self, uid: str) -> None:
@@ -127,8 +129,14 @@ async def pod_changed(labels: Mapping[str, str], memo: Any, **_: Any) -> None:
 
 @kopf.on.event(*RESOURCE)
 async def module_changed(uid: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    rt = _runtime(memo)
     memory.drop_managed_fields(body["metadata"])
-    _runtime(memo).wake(uid)
+    if (loop := rt.loops.get(uid)) is not None and loop.written is not None:
+        # The indexes have read this body already, and the running daemon decides on its
+        # own copy (ModuleLoop): the status kopf keeps with the body is not read again.
+        # A daemon that starts afresh (a resumed peer) gets a freshly listed body.
+        memory.drop_status(body)
+    rt.wake(uid)
 
 
 def _module_ref(body: kopf.Body) -> ModuleRef:
@@ -161,25 +169,29 @@ class ModuleLoop:
     stale status would forget a pending restart. On (re)start the body's status is used,
     so nothing that matters is lost when the operator restarts.
 
-    The decision is kept as JSON, not as a model: the status last written, plus the
-    volatile fields decided since but not yet written. One copy, no model objects held
-    between passes (at 1,000 modules the held models were 20 MiB; bench/fleet.py).
+    The decision is kept as JSON text, not as a model or a dict: the status last written
+    plus the volatile fields decided since. At 1,000 modules the held models were
+    20 MiB, and a dict is ~60 objects where the text is one (bench/fleet.py). Once this
+    daemon holds it, the body kopf keeps needs no status of its own (`module_changed`).
     """
 
     next_probe: float = 0.0
     last_write: float = float("-inf")
     paused: tuple[str, bool] | None = None  # (pod uid, paused) as that runtime last said
     config_map: str | None = None  # the runtime config map the serving pod mounts
-    written: dict[str, Any] | None = None
-    unwritten: dict[str, Any] = field(default_factory=dict)
+    written: str | None = None  # JSON
+    unwritten: str | None = None  # JSON, the volatile fields not yet written
 
     def current(self, body: kopf.Body) -> TradingModuleStatus:
         """The status this daemon last decided (the body's, before its first pass)."""
         if self.written is None:
             status = _current_status(body)
-            self.written = _dump(status)
+            self.written = json.dumps(_dump(status))
             return status
-        return TradingModuleStatus.model_validate({**self.written, **self.unwritten})
+        doc = json.loads(self.written)
+        if self.unwritten is not None:
+            doc.update(json.loads(self.unwritten))
+        return TradingModuleStatus.model_validate(doc)
 
 
 async def _write_status(
@@ -187,14 +199,14 @@ async def _write_status(
 ) -> None:
     """Patch the status if it changed; volatile-only changes at most once per interval."""
     new_doc = _dump(new)
-    written = loop.written or {}
+    written = json.loads(loop.written) if loop.written is not None else {}
     changed = {key for key, value in new_doc.items() if written.get(key) != value}
     fresh = time.monotonic() - loop.last_write < rt.settings.status_min_interval_seconds
     if not changed or (changed <= VOLATILE and fresh):
-        loop.unwritten = {key: new_doc[key] for key in changed}
+        loop.unwritten = json.dumps({key: new_doc[key] for key in changed}) if changed else None
         return
     await rt.kube.patch_status(module.namespace, module.name, new_doc)
-    loop.written, loop.unwritten = new_doc, {}
+    loop.written, loop.unwritten = json.dumps(new_doc), None
     loop.last_write = time.monotonic()
     metrics.STATUS_WRITES.inc()
 
@@ -433,7 +445,7 @@ async def run_module(
 ) -> None:
     rt = _runtime(memo)
     waker = rt.wakers.setdefault(uid, Waker())
-    loop = ModuleLoop()
+    loop = rt.loops[uid] = ModuleLoop()
     try:
         with stop_signal(stopped) as stop:
             while not stopped:
@@ -447,6 +459,7 @@ async def run_module(
                 await waker.sleep(stop, delay)
     finally:
         rt.wakers.pop(uid, None)
+        rt.loops.pop(uid, None)
         metrics.MODULES.states.pop(uid, None)
         metrics.MODULE_STATES.modules.pop(uid, None)
 

@@ -11,7 +11,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -44,3 +44,10 @@ def drop_managed_fields(metadata: MutableMapping[str, Any]) -> None:
     `metadata.managedFields` (about 19 KB of objects a module), which nothing here reads.
     Dropped from the raw event in place, so the body kopf keeps no longer holds it."""
     metadata.pop("managedFields", None)
+
+
+def drop_status(body: Mapping[str, Any]) -> None:
+    """Empty the status in the raw event kopf keeps for a daemon, in place."""
+    status = body.get("status")
+    if isinstance(status, dict):
+        status.clear()

@@ -33,3 +33,11 @@ def test_malloc_trim_is_glibcs() -> None:
 
 def test_trim_forever_is_off_at_zero() -> None:
     asyncio.run(asyncio.wait_for(memory.trim_forever(0), timeout=1))
+
+
+def test_the_status_is_emptied_in_the_raw_body() -> None:
+    raw = {"metadata": {"name": "dex"}, "status": {"phase": "Running", "restarts": 3}}
+    body = kopf.Body(raw)  # type: ignore[arg-type]
+    memory.drop_status(body)
+    assert raw["status"] == {} and body.status == {}
+    memory.drop_status(kopf.Body({"metadata": {}}))  # type: ignore[arg-type]  # none yet
