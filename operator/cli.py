@@ -7,8 +7,9 @@ import asyncio
 import logging
 import random
 
-import kopf
 import prometheus_client
+
+from . import kopf_loader
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -123,6 +124,7 @@ def _enable_webhook(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    kopf = kopf_loader.import_kopf()  # before any module of the operator imports kopf
     from module_runtime import logs
 
     logs.configure(args.log_level, json_output=args.log_format == "json")

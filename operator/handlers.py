@@ -25,7 +25,7 @@ from . import conditions as cond
 from . import decisions, memory, metrics, portfolio_handlers, promotion, resources
 from .api import models
 from .api.models import BreakerState, Phase, TradingModuleSpec, TradingModuleStatus
-from .kube import Kube, load_config
+from .kube import Kube
 from .probe import post_control, probe_runtime
 from .resources import LABEL_MANAGED_BY, LABEL_MODULE_UID, MANAGED_BY, ModuleRef
 from .settings import OperatorSettings
@@ -85,7 +85,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.peering.lifetime = 15  # a dead peer's claim expires fast: quick hand-over
     config = OperatorSettings.from_env()
     memo["runtime"] = Runtime(
-        kube=Kube(load_config()),
+        kube=Kube(settings),
         settings=config,
         session=aiohttp.ClientSession(),
         probes=asyncio.Semaphore(config.probe_concurrency),

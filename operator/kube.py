@@ -1,164 +1,160 @@
-"""The operator's writes to the API server, off the event loop.
+"""The operator's own API calls, made through kopf's client.
 
-The official `kubernetes` client is synchronous, so every call runs in a worker thread
-(`asyncio.to_thread`): kopf's event loop never waits on a socket (invariant 6). Responses
-are read raw (`_preload_content=False`) so they stay plain camelCase dicts, the shape
-kopf hands the handlers too.
+kopf already holds an authenticated aiohttp session for its watches and patches (the
+bounded one from connections.py). These calls share it, and with it kopf's handling of
+the API server: a new login on 401, backoff on 429 and 5xx (Retry-After obeyed), and the
+request timeout from kopf's settings. So the operator has one HTTP stack on its event
+loop (invariant 6: nothing waits on a socket synchronously), no worker threads, and it
+never imports the `kubernetes` package, whose ~700 model classes cost ~15 MiB of RSS
+(bench/fleet.py, P3; see kopf_loader.py).
+
+`kopf._cogs.clients.api.request` is kopf's internal request function; kopf is pinned in
+pyproject.toml and every cluster test goes through these calls. Bodies stay plain
+camelCase dicts, the shape kopf hands the handlers too.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
+import contextlib
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, urlencode
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+import kopf
+from kopf._cogs.clients import api, errors
 
 from .api import models
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 Manifest = dict[str, Any]
-# Concurrent API calls: worker threads, and as many pooled HTTPS connections (urllib3's
-# default of 4 makes every further concurrent call a fresh TLS handshake). The loop's
-# default executor has only cpu+4 threads and is shared with everything else; at 1,000
-# modules calls queued there for seconds (bench/fleet.py).
-API_CONCURRENCY = 16
+MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
+# Admission reads must answer within the webhook's timeout (10 s): a short retry, not
+# kopf's default backoff of ~54 s in all.
+ADMISSION_BACKOFFS = (0.2, 0.5, 1.0)
+
+NotFound = errors.APINotFoundError
+Conflict = errors.APIConflictError
 
 
-def load_config() -> client.ApiClient:
-    """In-cluster when running in a pod, else the current kubeconfig."""
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    configuration = client.Configuration.get_default_copy()
-    configuration.connection_pool_maxsize = API_CONCURRENCY
-    return client.ApiClient(configuration)
+def _namespaced(namespace: str, plural: str, name: str = "", *, group: str = "") -> str:
+    root = f"/apis/{group}/{models.VERSION}" if group else "/api/v1"
+    url = f"{root}/namespaces/{quote(namespace)}/{plural}"
+    return f"{url}/{quote(name)}" if name else url
+
+
+def _custom(namespace: str, plural: str, name: str = "") -> str:
+    return _namespaced(namespace, plural, name, group=models.GROUP)
+
+
+WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 
 
 class Kube:
-    def __init__(self, api: client.ApiClient) -> None:
-        self._core = client.CoreV1Api(api)
-        self._custom = client.CustomObjectsApi(api)
-        self._threads = ThreadPoolExecutor(API_CONCURRENCY, thread_name_prefix="kube")
+    def __init__(self, settings: kopf.OperatorSettings) -> None:
+        self._settings = settings
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._threads, lambda: fn(*args, **kwargs)
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        payload: object | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        backoffs: Iterable[float] | None = None,
+    ) -> Any:
+        response = await api.request(
+            method,
+            url,
+            payload=payload,
+            headers=headers,
+            backoffs=backoffs,
+            settings=self._settings,
+            logger=log,
         )
-
-    async def _json(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        response = await self._call(fn, *args, _preload_content=False, **kwargs)
-        return json.loads(response.data)
+        async with response:
+            return await response.json()
 
     # -- pods -----------------------------------------------------------------------
 
     async def list_pods(self, namespace: str, selector: dict[str, str]) -> list[Manifest]:
         text = ",".join(f"{k}={v}" for k, v in selector.items())
-        body = await self._json(self._core.list_namespaced_pod, namespace, label_selector=text)
+        url = _namespaced(namespace, "pods") + "?" + urlencode({"labelSelector": text})
+        body = await self._call("get", url)
         return list(body.get("items") or [])
 
     async def create_pod(self, manifest: Manifest) -> Manifest | None:
         """Create the pod; None if a pod of that name exists (never a second one)."""
         try:
-            created: Manifest = await self._json(
-                self._core.create_namespaced_pod, manifest["metadata"]["namespace"], manifest
+            created: Manifest = await self._call(
+                "post", _namespaced(manifest["metadata"]["namespace"], "pods"), manifest
             )
-        except ApiException as error:
-            if error.status == 409:
-                return None
-            raise
+        except Conflict:
+            return None
         return created
 
     async def delete_pod(self, namespace: str, name: str, uid: str) -> None:
         """Graceful delete of exactly that pod (UID precondition); gone is fine."""
-        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
-        try:
-            await self._call(self._core.delete_namespaced_pod, name, namespace, body=options)
-        except ApiException as error:
-            if error.status not in (404, 409):
-                raise
+        options = {"preconditions": {"uid": uid}}
+        with contextlib.suppress(NotFound, Conflict):
+            await self._call("delete", _namespaced(namespace, "pods", name), options)
 
     # -- config maps ----------------------------------------------------------------
 
     async def apply_config_map(self, manifest: Manifest) -> None:
         """Create the config map, or else patch its data (a patch that changes nothing
         writes nothing). Create first: the common case costs one call."""
-        meta = manifest["metadata"]
-        try:
-            await self._call(
-                self._core.create_namespaced_config_map,
-                meta["namespace"],
-                manifest,
-                _preload_content=False,
-            )
+        if await self.create_config_map(manifest):
             return
-        except ApiException as error:
-            if error.status != 409:
-                raise
-        await self._call(
-            self._core.patch_namespaced_config_map,
-            meta["name"],
-            meta["namespace"],
-            {"data": manifest["data"]},
-            _preload_content=False,
-        )
+        meta = manifest["metadata"]
+        url = _namespaced(meta["namespace"], "configmaps", meta["name"])
+        await self._call("patch", url, {"data": manifest["data"]}, headers=MERGE_PATCH)
 
     async def create_config_map(self, manifest: Manifest) -> bool:
-        """Create an immutable config map; False if it exists (same name, same content)."""
+        """Create a config map; False if one of that name exists."""
         try:
             await self._call(
-                self._core.create_namespaced_config_map,
-                manifest["metadata"]["namespace"],
-                manifest,
-                _preload_content=False,
+                "post", _namespaced(manifest["metadata"]["namespace"], "configmaps"), manifest
             )
-        except ApiException as error:
-            if error.status == 409:
-                return False
-            raise
+        except Conflict:
+            return False
         return True
 
     async def delete_config_map(self, namespace: str, name: str) -> None:
-        try:
-            await self._call(self._core.delete_namespaced_config_map, name, namespace)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        with contextlib.suppress(NotFound):
+            await self._call("delete", _namespaced(namespace, "configmaps", name))
 
-    # -- the TradingModule's status ---------------------------------------------------
+    # -- Tradeplane's own objects ------------------------------------------------------
 
-    async def remove_annotation(self, namespace: str, name: str, key: str) -> None:
-        await self._patch_module(namespace, name, {"metadata": {"annotations": {key: None}}})
+    async def list_objects(self, namespace: str, plural: str) -> list[Manifest]:
+        """A fresh (consistent) list, not a cache: admission decides on it."""
+        body = await self._call("get", _custom(namespace, plural), backoffs=ADMISSION_BACKOFFS)
+        return list(body.get("items") or [])
+
+    async def remove_annotation(
+        self, namespace: str, name: str, key: str, *, plural: str = models.PLURAL
+    ) -> None:
+        patch = {"metadata": {"annotations": {key: None}}}
+        await self._call("patch", _custom(namespace, plural, name), patch, headers=MERGE_PATCH)
 
     async def patch_spec(self, namespace: str, name: str, spec: Manifest) -> None:
         """A merge patch of the spec (a promotion changes spec.mode)."""
-        await self._patch_module(namespace, name, {"spec": spec})
+        url = _custom(namespace, models.PLURAL, name)
+        await self._call("patch", url, {"spec": spec}, headers=MERGE_PATCH)
 
-    async def _patch_module(self, namespace: str, name: str, patch: Manifest) -> None:
-        await self._call(
-            self._custom.patch_namespaced_custom_object,
-            models.GROUP,
-            models.VERSION,
-            namespace,
-            models.PLURAL,
-            name,
-            patch,
-        )
+    async def patch_status(
+        self, namespace: str, name: str, status: Manifest, *, plural: str = models.PLURAL
+    ) -> None:
+        url = _custom(namespace, plural, name) + "/status"
+        await self._call("patch", url, {"status": status}, headers=MERGE_PATCH)
 
-    async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
-        await self._call(
-            self._custom.patch_namespaced_custom_object_status,
-            models.GROUP,
-            models.VERSION,
-            namespace,
-            models.PLURAL,
-            name,
-            {"status": status},
-        )
+    # -- the admission webhook's registration ------------------------------------------
+
+    async def apply_webhook_configuration(self, manifest: Manifest) -> None:
+        """Create the ValidatingWebhookConfiguration, or replace its webhooks."""
+        try:
+            await self._call("post", WEBHOOKS, manifest)
+        except Conflict:
+            url = f"{WEBHOOKS}/{quote(manifest['metadata']['name'])}"
+            await self._call("patch", url, {"webhooks": manifest["webhooks"]}, headers=MERGE_PATCH)

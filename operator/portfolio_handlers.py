@@ -26,8 +26,7 @@ from . import decisions, portfolio
 from .api import models
 from .api import portfolio as papi
 from .api.models import MetricsSummary, TradingModuleSpec
-from .custom_objects import CustomObjects
-from .kube import load_config
+from .kube import Kube
 from .probe import post_control
 from .resources import ModuleRef
 from .waker import Waker, stop_signal
@@ -46,7 +45,7 @@ class Fleet:
     metrics: dict[str, MetricsSummary] = field(default_factory=dict)  # module uid ->
     reported: dict[str, str | None] = field(default_factory=dict)  # pod uid -> its halt
     wakers: dict[tuple[str, str], Waker] = field(default_factory=dict)
-    objects: CustomObjects | None = None
+    objects: Kube | None = None
     # kopf calls no handler (but indexers) before every index is populated: once one
     # has run, the indexes hold every object (admission may then trust them).
     indexed: bool = False
@@ -60,8 +59,8 @@ FLEET = Fleet()
 
 
 @kopf.on.startup()
-async def configure_portfolios(**_: Any) -> None:
-    FLEET.objects = CustomObjects(load_config())
+async def configure_portfolios(settings: kopf.OperatorSettings, **_: Any) -> None:
+    FLEET.objects = Kube(settings)
 
 
 # Index and event handlers are `async def` (see handlers.py): kopf runs a plain `def` in
@@ -164,11 +163,11 @@ async def _portfolio_pass(
     )
     assert FLEET.objects is not None
     for key in plan.remove_annotations:
-        await FLEET.objects.remove_annotation(namespace, papi.PLURAL, name, key)
+        await FLEET.objects.remove_annotation(namespace, name, key, plural=papi.PLURAL)
     doc = plan.status.model_dump(mode="json", by_alias=True)
     before = written if written is not None else current.model_dump(mode="json", by_alias=True)
     if doc != before:  # written only when it changed
-        await FLEET.objects.patch_status(namespace, papi.PLURAL, name, doc)
+        await FLEET.objects.patch_status(namespace, name, doc, plural=papi.PLURAL)
     for event in plan.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     return doc

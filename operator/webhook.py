@@ -38,8 +38,7 @@ from . import admission
 from .admission import ModuleFacts, Pending, PortfolioView, Verdict, draws_capital
 from .api import models
 from .api import portfolio as papi
-from .custom_objects import CustomObjects
-from .kube import load_config
+from .kube import Kube
 from .portfolio import decimal
 from .portfolio_handlers import FLEET
 
@@ -200,7 +199,7 @@ def module_facts(spec: Mapping[str, Any]) -> ModuleFacts:
 class Gate:
     """Per-namespace locks and pending admissions."""
 
-    objects: CustomObjects
+    objects: Kube
     locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
     pending: defaultdict[str, Pending] = field(default_factory=lambda: defaultdict(Pending))
 
@@ -211,7 +210,7 @@ class Gate:
         if FLEET.indexed and index is not None:
             listed = dict(index.get(namespace, []))
         else:
-            items = await self.objects.list(namespace, models.PLURAL)
+            items = await self.objects.list_objects(namespace, models.PLURAL)
             listed = {i["metadata"]["name"]: module_facts(i.get("spec") or {}) for i in items}
         return self.pending[namespace].merge(listed, time.monotonic())
 
@@ -224,7 +223,7 @@ class Gate:
         else:
             found = None
         if found is None:  # not indexed yet, or just created: ask the API server
-            items = await self.objects.list(namespace, papi.PLURAL)
+            items = await self.objects.list_objects(namespace, papi.PLURAL)
             body = next((i for i in items if i["metadata"]["name"] == name), None)
             if body is None:
                 return None
@@ -269,7 +268,7 @@ def _deny(verdict: Verdict) -> None:
 async def configure_webhook(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     assert _options is not None, "webhook.enable() was not called"
     options = _options
-    objects = CustomObjects(load_config())
+    objects = Kube(settings)
     memo["admission_gate"] = Gate(objects)
     cert_dir = options.cert_dir
     ca_file = cert_dir / "ca.crt"
