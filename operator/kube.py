@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import aiohttp
 import kopf
 from kopf._cogs.clients import api, errors
 
@@ -53,7 +54,18 @@ WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfiguration
 
 class Kube:
     def __init__(self, settings: kopf.OperatorSettings) -> None:
-        self._settings = settings
+        self._settings = settings  # kopf's, as the startup handlers leave them
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        """Limits on the connection and the answer, not on the whole call: a call first
+        waits its turn for one of the bounded connections, and at a cold start with
+        1,000 modules that queue is longer than any answer (bench/fleet.py, P4)."""
+        networking = self._settings.networking
+        return aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=networking.connect_timeout,
+            sock_read=networking.request_timeout,
+        )
 
     async def _call(
         self,
@@ -69,6 +81,7 @@ class Kube:
             url,
             payload=payload,
             headers=headers,
+            timeout=self._timeout(),
             backoffs=backoffs,
             settings=self._settings,
             logger=log,
