@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Manifest = dict[str, Any]
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
+WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 # Admission reads must answer within the webhook's timeout (10 s): a short retry, not
 # kopf's default backoff of ~54 s in all.
 ADMISSION_BACKOFFS = (0.2, 0.5, 1.0)
@@ -47,9 +48,6 @@ def _namespaced(namespace: str, plural: str, name: str = "", *, group: str = "")
 
 def _custom(namespace: str, plural: str, name: str = "") -> str:
     return _namespaced(namespace, plural, name, group=models.GROUP)
-
-
-WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 
 
 class Kube:
