@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -59,10 +59,20 @@ class Runtime:
 class NoDiffBase(kopf.DiffBaseStorage):
     """No diff-base: no handler here reacts to a spec diff (the daemon compares the
     config hash), so kopf's default, a copy of the whole spec in an annotation, would
-    cost a PATCH on every spec change and a second copy of the spec in every body."""
+    cost a PATCH on every spec change and a second copy of the spec in every body.
+
+    Every object's essence is the same empty one, stored and new: kopf sees no change
+    (a no-op cause, or a deletion) instead of deep-copying each event's whole body to
+    find one (~6 % of the operator's CPU at a cold start of 1,000 modules) and treating
+    each event as a creation."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
+    ) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        return None
+        return kopf.BodyEssence()
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         pass
@@ -123,8 +133,11 @@ async def module_phases(
 
 
 @kopf.on.event("pods", labels=MANAGED_PODS)
-async def pod_changed(labels: Mapping[str, str], memo: Any, **_: Any) -> None:
-    _runtime(memo).wake(labels.get(LABEL_MODULE_UID, ""))
+async def pod_changed(name: str, labels: Mapping[str, str], memo: Any, **_: Any) -> None:
+    rt, uid = _runtime(memo), labels.get(LABEL_MODULE_UID, "")
+    if (loop := rt.loops.get(uid)) is not None and loop.awaited == name:
+        loop.awaited = None  # seen (and indexed: the indexes come before this handler)
+    rt.wake(uid)
 
 
 @kopf.on.event(*RESOURCE)
@@ -136,6 +149,14 @@ async def module_changed(uid: str, body: kopf.Body, memo: Any, **_: Any) -> None
         # own copy (ModuleLoop): the status kopf keeps with the body is not read again.
         # A daemon that starts afresh (a resumed peer) gets a freshly listed body.
         memory.drop_status(body)
+        if (
+            body["metadata"].get("resourceVersion") == loop.own_version
+            and _inputs(body) == loop.inputs
+        ):
+            # The state the daemon's own status write made, with the inputs its pass
+            # decided on (kopf may have folded an earlier change into this event): no
+            # new pass. Each write woke it for one with nothing to do (bench/fleet.py, P4).
+            return
     rt.wake(uid)
 
 
@@ -147,6 +168,24 @@ def _module_ref(body: kopf.Body) -> ModuleRef:
         uid=meta["uid"],
         generation=int(meta.get("generation") or 0),
     )
+
+
+# The annotations a pass reads: a person's requests.
+REQUESTS = (
+    decisions.ANNOTATION_RESUME,
+    decisions.ANNOTATION_RESET_BREAKER,
+    promotion.ANNOTATION_PROMOTE,
+)
+
+
+def _requests(body: kopf.Body) -> dict[str, str]:
+    annotations = body["metadata"].get("annotations") or {}
+    return {key: annotations[key] for key in REQUESTS if key in annotations}
+
+
+def _inputs(body: kopf.Body) -> tuple[object, ...]:
+    """What a pass reads from its own body: the spec (by its generation), the requests."""
+    return (body["metadata"].get("generation"), tuple(_requests(body).items()))
 
 
 def _current_status(body: kopf.Body) -> TradingModuleStatus:
@@ -180,6 +219,10 @@ class ModuleLoop:
     paused: tuple[str, bool] | None = None  # (pod uid, paused) as that runtime last said
     config_map: str | None = None  # the runtime config map the serving pod mounts
     written: str | None = None  # JSON
+    own_version: str | None = None  # the resourceVersion that writing it made
+    inputs: tuple[object, ...] = ()  # what the last pass read from the body (_inputs)
+    awaited: str | None = None  # the pod created, until the pod watch shows it
+    awaited_until: float = 0.0  # or until then (a watch that lost it)
     unwritten: str | None = None  # JSON, the volatile fields not yet written
 
     def current(self, body: kopf.Body) -> TradingModuleStatus:
@@ -205,7 +248,7 @@ async def _write_status(
     if not changed or (changed <= VOLATILE and fresh):
         loop.unwritten = json.dumps({key: new_doc[key] for key in changed}) if changed else None
         return
-    await rt.kube.patch_status(module.namespace, module.name, new_doc)
+    loop.own_version = await rt.kube.patch_status(module.namespace, module.name, new_doc)
     loop.written, loop.unwritten = json.dumps(new_doc), None
     loop.last_write = time.monotonic()
     metrics.STATUS_WRITES.inc()
@@ -297,6 +340,9 @@ async def _create_pod(
         # collector removes it with the module (owner reference).
         await rt.kube.delete_config_map(module.namespace, str(loop.config_map))
     loop.config_map = name
+    # Created now, or found by its name (an earlier attempt whose answer was lost): either
+    # way there is a pod the watch has not shown yet.
+    loop.awaited, loop.awaited_until = manifest["metadata"]["name"], time.monotonic() + 30.0
 
 
 async def _act(
@@ -339,6 +385,7 @@ async def reconcile(
 ) -> float | None:
     """One observe-decide-act pass. Returns seconds until the next pass (None: on event)."""
     module = _module_ref(body)
+    loop.inputs = _inputs(body)
     try:
         spec = TradingModuleSpec.model_validate(dict(body["spec"]))
     except ValidationError as error:
@@ -353,6 +400,10 @@ async def reconcile(
             for dep in spec.depends_on
         }
         pod_name = resources.pod_name(module)
+        if loop.awaited is not None and (
+            any(p.name == loop.awaited for p in pods) or time.monotonic() > loop.awaited_until
+        ):
+            loop.awaited = None
         serving = decisions.serving_pod(pods, pod_name)
         if serving is not None and serving.config_map:
             loop.config_map = serving.config_map
@@ -366,17 +417,9 @@ async def reconcile(
             now=datetime.now(UTC),
             pod_name=pod_name,
             probe=probe,
-            annotations={
-                k: v
-                for k, v in (body["metadata"].get("annotations") or {}).items()
-                if k
-                in (
-                    decisions.ANNOTATION_RESUME,
-                    decisions.ANNOTATION_RESET_BREAKER,
-                    promotion.ANNOTATION_PROMOTE,
-                )
-            },
+            annotations=_requests(body),
             dependencies=dependencies,
+            pod_awaited=loop.awaited is not None,
         )
         plan = decisions.decide(observation)
         portfolio_halt = portfolio_handlers.desired_for(indexes, module.namespace, spec)

@@ -156,9 +156,11 @@ class Kube:
 
     async def patch_status(
         self, namespace: str, name: str, status: Manifest, *, plural: str = models.PLURAL
-    ) -> None:
+    ) -> str:
+        """The merge patch; returns the resourceVersion it made."""
         url = _custom(namespace, plural, name) + "/status"
-        await self._call("patch", url, {"status": status}, headers=MERGE_PATCH)
+        body = await self._call("patch", url, {"status": status}, headers=MERGE_PATCH)
+        return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
     # -- the admission webhook's registration ------------------------------------------
 

@@ -200,11 +200,23 @@ def test_paper_to_live_needs_run_time_and_a_wallet() -> None:
 def test_paper_condition_does_not_move_with_every_probe() -> None:
     status = paper_status("2025-12-31T23:30:00Z")
     first = decide(observe([pod()], status=status, mode="paper", probe=ok()))
-    moved = ok(metrics=MetricsSummary(trades=6, realized_pnl="13"))
+    # The figures move (trades, PnL); the thresholds they miss do not.
+    moved = ok(metrics=paper_status("", trades=6, realizedPnl="13").metrics)
     second = decide(observe([pod()], status=first.status, mode="paper", probe=moved))
     one = next(c for c in first.status.conditions if c.type == PROMOTION_READY)
     two = next(c for c in second.status.conditions if c.type == PROMOTION_READY)
     assert one == two
+
+
+def test_paper_condition_is_on_this_passs_probe() -> None:
+    """The first probe's figures give the condition at once: the second probe, with the
+    same shortfalls, changes no condition (and so forces no status write)."""
+    pending = decide(observe([pod(phase="Pending", ready=False)], mode="paper"))
+    figures = paper_status("").metrics
+    first = decide(observe([pod()], status=pending.status, mode="paper", probe=ok(metrics=figures)))
+    moved = ok(metrics=paper_status("", trades=6, realizedPnl="13").metrics)
+    second = decide(observe([pod()], status=first.status, mode="paper", probe=moved))
+    assert first.status.conditions == second.status.conditions
 
 
 def test_paper_since_is_set_by_the_first_ready_paper_pod() -> None:

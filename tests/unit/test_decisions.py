@@ -29,7 +29,7 @@ from tradeplane_operator.decisions import (
     backoff_seconds,
     decide,
 )
-from tradeplane_operator.resources import ModuleRef
+from tradeplane_operator.resources import ANNOTATION_CONFIG_HASH, ModuleRef
 
 MODULE = ModuleRef(name="dex", namespace="ns", uid="u-1", generation=3)
 POD = resources.pod_name(MODULE)
@@ -129,6 +129,71 @@ def test_running_and_ready_is_running() -> None:
 def test_not_ready_is_pending() -> None:
     plan = decide(observe([pod(ready=False, phase="Pending")]))
     assert plan.actions == () and plan.status.phase == Phase.PENDING
+    running = decide(observe([pod(ready=False)]))
+    assert condition(running.status, "Ready") == ("False", "PodNotReady")
+    assert running.status.message == f"runtime pod {POD} is running, not ready yet"
+
+
+def test_a_starting_pod_keeps_the_status_of_its_creation() -> None:
+    """Created, then seen Pending: one status, so one write on the way to Running."""
+    created = decide(observe([]))
+    seen = decide(
+        observe(
+            [pod(phase="Pending", ready=False, ip=None)],
+            status=created.status,
+            now=NOW + timedelta(seconds=1),
+        )
+    )
+    assert seen.actions == ()
+    assert seen.status.model_dump() == created.status.model_dump()
+    assert condition(seen.status, "Ready") == ("False", "PodStarting")
+    assert seen.status.message == f"starting runtime pod {POD}"
+
+
+def test_a_created_pod_the_watch_has_not_shown_is_late_not_gone() -> None:
+    created = decide(observe([]))
+    late = Observation(**{**vars(observe([], status=created.status)), "pod_awaited": True})
+    plan = decide(late)
+    assert plan.actions == () and plan.events == ()
+    assert plan.status.model_dump() == created.status.model_dump()
+    # Not awaited (the watch showed it go, or never will): it vanished, a failure.
+    gone = decide(observe([], status=created.status))
+    assert gone.status.pending_restart is not None
+    assert (gone.status.pending_restart.reason, gone.status.pending_restart.failure) == (
+        "PodDisappeared",
+        True,
+    )
+
+
+def _pending(waiting: dict[str, str] | None, scheduled: dict[str, str] | None) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": "Pending"}
+    if waiting is not None:
+        status["containerStatuses"] = [{"name": "runtime", "state": {"waiting": waiting}}]
+    if scheduled is not None:
+        status["conditions"] = [{"type": "PodScheduled", **scheduled}]
+    hashed = {ANNOTATION_CONFIG_HASH: "h"}
+    return {"metadata": {"name": POD, "uid": "p-1", "annotations": hashed}, "status": status}
+
+
+def test_a_pod_that_cannot_start_says_why() -> None:
+    missing = {
+        "reason": "CreateContainerConfigError",
+        "message": 'secret "wallet" not found',
+    }
+    view = PodView.from_manifest(_pending(missing, {"status": "True"}))
+    plan = decide(observe([view]))
+    assert plan.status.phase == Phase.PENDING and plan.actions == ()
+    assert condition(plan.status, "Ready") == ("False", "PodNotStarting")
+    assert plan.status.message == (
+        f'runtime pod {POD} is not starting: CreateContainerConfigError: secret "wallet" not found'
+    )
+    unschedulable = {"status": "False", "reason": "Unschedulable", "message": "0/3 nodes"}
+    view = PodView.from_manifest(_pending(None, unschedulable))
+    assert view.stuck == "Unschedulable: 0/3 nodes"
+    # The waits of every normal start are not news.
+    normal = PodView.from_manifest(_pending({"reason": "ContainerCreating"}, {"status": "True"}))
+    assert normal.stuck is None
+    assert condition(decide(observe([normal])).status, "Ready") == ("False", "PodStarting")
 
 
 def test_spec_change_deletes_first_and_waits_then_creates_uncounted() -> None:
