@@ -42,7 +42,7 @@ demo-down:  ## stop everything `make demo` started
 bench:  ## benchmarks with ratios against an in-run baseline (incl. bench-fleet)
 	hack/bootstrap && $(VENV)/python -m bench && $(VENV)/python -m bench.fleet
 
-bench-fleet:  ## the operator at 1,000 modules vs the ReplicaSet controller (~10 min)
+bench-fleet:  ## the operator at 1,000 modules vs the ReplicaSet controller (~5 min)
 	hack/bootstrap && $(VENV)/python -m bench.fleet
 
 clean:  ## remove build leftovers (keeps the cached control-plane binaries)

@@ -208,6 +208,42 @@ def test_wallet_key_reaches_only_the_runtime(
     assert key[2:] not in everything
 
 
+def test_a_missing_wallet_secret_is_named_and_then_runs(
+    kubectl: Kubectl, namespace: str, operator_process: Path, census: PodCensus
+) -> None:
+    """The kubelet cannot start the container without its secret: the module says so
+    (not a failure to restart), and runs once the secret exists, in the same pod."""
+    doc = yaml.safe_load(SAMPLE.read_text())
+    doc["spec"]["walletSecretRef"] = {"name": "dex-wallet", "key": "private-key"}
+    kubectl.apply(yaml.safe_dump(doc), namespace)
+
+    def ready_reason() -> tuple[str, str]:
+        conditions = module_status(kubectl, namespace, "dex-trading").get("conditions") or []
+        ready = next((c for c in conditions if c["type"] == "Ready"), {})
+        return ready.get("reason", ""), ready.get("message", "")
+
+    eventually(lambda: ready_reason()[0] == "PodNotStarting", what="PodNotStarting")
+    message = ready_reason()[1]
+    assert 'CreateContainerConfigError: secret "dex-wallet" not found' in message, message
+    status = module_status(kubectl, namespace, "dex-trading")
+    assert (status["phase"], status.get("restarts", 0)) == ("Pending", 0)
+    [pod] = runtime_pods(kubectl, namespace)
+    kubectl.run(
+        "create",
+        "secret",
+        "generic",
+        "dex-wallet",
+        "-n",
+        namespace,
+        "--from-literal=private-key=0x" + "5eed" * 16,
+    )
+    eventually(lambda: phase(kubectl, namespace) == "Running", timeout=60, what="phase Running")
+    [running] = runtime_pods(kubectl, namespace)
+    assert running["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert module_status(kubectl, namespace, "dex-trading").get("restarts", 0) == 0
+    assert census.most == 1
+
+
 def test_depends_on_waits_for_the_dependency(
     kubectl: Kubectl, namespace: str, operator_process: Path
 ) -> None:
