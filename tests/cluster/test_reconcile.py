@@ -172,19 +172,16 @@ def test_delete_leaves_nothing_behind(
     assert left.strip() == ""
 
 
+def create_wallet(kubectl: Kubectl, namespace: str, key: str) -> None:
+    literal = f"--from-literal=private-key={key}"
+    kubectl.run("create", "secret", "generic", "dex-wallet", "-n", namespace, literal)
+
+
 def test_wallet_key_reaches_only_the_runtime(
     kubectl: Kubectl, namespace: str, operator_process: Path, local_pods: Path
 ) -> None:
     key = "0x" + "5eed" * 16
-    kubectl.run(
-        "create",
-        "secret",
-        "generic",
-        "dex-wallet",
-        "-n",
-        namespace,
-        f"--from-literal=private-key={key}",
-    )
+    create_wallet(kubectl, namespace, key)
     doc = yaml.safe_load(SAMPLE.read_text())
     doc["spec"]["walletSecretRef"] = {"name": "dex-wallet", "key": "private-key"}
     kubectl.apply(yaml.safe_dump(doc), namespace)
@@ -228,15 +225,7 @@ def test_a_missing_wallet_secret_is_named_and_then_runs(
     status = module_status(kubectl, namespace, "dex-trading")
     assert (status["phase"], status.get("restarts", 0)) == ("Pending", 0)
     [pod] = runtime_pods(kubectl, namespace)
-    kubectl.run(
-        "create",
-        "secret",
-        "generic",
-        "dex-wallet",
-        "-n",
-        namespace,
-        "--from-literal=private-key=0x" + "5eed" * 16,
-    )
+    create_wallet(kubectl, namespace, "0x" + "5eed" * 16)
     eventually(lambda: phase(kubectl, namespace) == "Running", timeout=60, what="phase Running")
     [running] = runtime_pods(kubectl, namespace)
     assert running["metadata"]["uid"] == pod["metadata"]["uid"]
