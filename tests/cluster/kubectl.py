@@ -81,6 +81,12 @@ def status(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
     return module(kubectl, namespace, name).get("status") or {}
 
 
+def condition(kubectl: Kubectl, namespace: str, name: str, type_: str) -> dict[str, Any]:
+    """A module's condition of that type; {} when it has none."""
+    conditions = status(kubectl, namespace, name).get("conditions") or []
+    return next((c for c in conditions if c["type"] == type_), {})
+
+
 def runtime_pods(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
     return kubectl.pods(namespace, RUNTIME_PODS)
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.cluster.census import PodCensus
-from tests.cluster.kubectl import Kubectl, events, eventually, status
+from tests.cluster.kubectl import Kubectl, condition, events, eventually, status
 
 pytestmark = pytest.mark.cluster
 
@@ -39,17 +39,12 @@ def manifest(**strategy: Any) -> str:
     return yaml.safe_dump(doc)
 
 
-def ready_condition(kubectl: Kubectl, namespace: str) -> dict[str, Any] | None:
-    st = status(kubectl, namespace, NAME)
-    return next((c for c in st.get("conditions") or [] if c["type"] == "Ready"), None)
-
-
 def test_exit_2_is_failed_invalid_config_not_restarted_and_a_new_generation_retries(
     kubectl: Kubectl, namespace: str, operator_process: Path, census: PodCensus
 ) -> None:
     kubectl.apply(manifest(emaPeriod=1), namespace)  # the runtime refuses it: exit 2
     eventually(
-        lambda: (c := ready_condition(kubectl, namespace)) and c["reason"] == "InvalidConfig",
+        lambda: condition(kubectl, namespace, NAME, "Ready").get("reason") == "InvalidConfig",
         timeout=60,
         what="InvalidConfig",
     )

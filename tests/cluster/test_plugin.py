@@ -17,6 +17,7 @@ import yaml
 
 from tests.cluster.kubectl import (
     Kubectl,
+    condition,
     events,
     eventually,
     module,
@@ -76,13 +77,6 @@ def manifest(name: str, allocation: str, **spec: Any) -> str:
 def annotations(kubectl: Kubectl, namespace: str, resource: str, name: str) -> dict[str, str]:
     doc = kubectl.json("get", resource, name, "-n", namespace)
     return dict(doc["metadata"].get("annotations") or {})
-
-
-def condition(kubectl: Kubectl, namespace: str, name: str, type: str) -> str | None:
-    found = [
-        c for c in status(kubectl, namespace, name).get("conditions") or [] if c["type"] == type
-    ]
-    return found[0]["status"] if found else None
 
 
 def test_help_lists_every_command(kubectl: Kubectl, namespace: str) -> None:
@@ -154,14 +148,14 @@ def test_every_command_through_kubectl_trading(
     tp = kubectl.json("get", "tp", "fleet", "-n", namespace)
     assert tp["spec"]["halted"] is True
     eventually(
-        lambda: condition(kubectl, namespace, "a", "PortfolioHalted") == "True",
+        lambda: condition(kubectl, namespace, "a", "PortfolioHalted").get("status") == "True",
         timeout=30,
         what="member halted",
     )
     assert trading("halt", "a", check=False).returncode == 1  # modules: use pause
     trading("resume-halt", "tp/fleet")
     eventually(
-        lambda: condition(kubectl, namespace, "a", "PortfolioHalted") == "False",
+        lambda: condition(kubectl, namespace, "a", "PortfolioHalted").get("status") == "False",
         timeout=30,
         what="member resumed",
     )

@@ -18,6 +18,7 @@ import yaml
 from tests.cluster.census import PodCensus
 from tests.cluster.kubectl import (
     Kubectl,
+    condition,
     eventually,
     mounted_config,
     runtime_configs,
@@ -214,13 +215,11 @@ def test_a_missing_wallet_secret_is_named_and_then_runs(
     doc["spec"]["walletSecretRef"] = {"name": "dex-wallet", "key": "private-key"}
     kubectl.apply(yaml.safe_dump(doc), namespace)
 
-    def ready_reason() -> tuple[str, str]:
-        conditions = module_status(kubectl, namespace, "dex-trading").get("conditions") or []
-        ready = next((c for c in conditions if c["type"] == "Ready"), {})
-        return ready.get("reason", ""), ready.get("message", "")
+    def ready() -> dict[str, Any]:
+        return condition(kubectl, namespace, "dex-trading", "Ready")
 
-    eventually(lambda: ready_reason()[0] == "PodNotStarting", what="PodNotStarting")
-    message = ready_reason()[1]
+    eventually(lambda: ready().get("reason") == "PodNotStarting", what="PodNotStarting")
+    message = ready()["message"]
     assert 'CreateContainerConfigError: secret "dex-wallet" not found' in message, message
     status = module_status(kubectl, namespace, "dex-trading")
     assert (status["phase"], status.get("restarts", 0)) == ("Pending", 0)
